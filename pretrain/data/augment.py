@@ -1,0 +1,192 @@
+"""Batched view augmentation on the training device.
+
+Images arrive as a uint8 batch (N, 3, H, W) already on the device; every random
+parameter is drawn per sample from a ``torch.Generator`` (so a step's views are a
+function of (seed, step) and resume is exact), then applied with batched tensor ops:
+
+- random resized crop + resize: one ``torchvision.ops.roi_align`` call over all boxes
+  (torchvision's scale/ratio sampling: 10 tries, then the central fallback crop). With
+  adaptive sampling each output pixel averages ceil(box/size)^2 bilinear samples, so
+  downscaling is anti-aliased and a box of the output's size is copied exactly;
+- horizontal flip, colour jitter (brightness, contrast, saturation, hue -- applied in
+  this fixed order, where torchvision draws a random order), grayscale, Gaussian blur
+  (per-sample sigma, separable grouped convolution), solarize; then normalisation.
+
+The crop boxes and flips are returned with the views, so dense methods know each
+view's geometry. The same code runs on CPU and GPU.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import roi_align
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_GRAY = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, as PIL/torchvision
+
+
+@dataclass
+class ViewSpec:
+    """One view's pipeline (defaults: MoCo v2). Probabilities are per sample."""
+    size: int = 224
+    scale: tuple[float, float] = (0.2, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)  # brightness, contrast, saturation, hue
+    jitter_p: float = 0.8
+    gray_p: float = 0.2
+    blur_p: float = 0.5
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    solarize_p: float = 0.0
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ViewSpec":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclass
+class ViewParams:
+    boxes: torch.Tensor                   # (N, 4) crop box x0, y0, x1, y1 in input pixels
+    flip: torch.Tensor                    # (N,) bool
+    jitter: torch.Tensor                  # (N, 4) brightness, contrast, saturation factors, hue shift
+    jitter_on: torch.Tensor               # (N,) bool
+    gray: torch.Tensor                    # (N,) bool
+    blur_sigma: torch.Tensor              # (N,) float, 0 = no blur
+    solarize: torch.Tensor                # (N,) bool
+    extra: dict = field(default_factory=dict)
+
+
+def _uniform(n, low, high, g, device):
+    return torch.rand(n, generator=g, device=device) * (high - low) + low
+
+
+def sample_params(spec: ViewSpec, n: int, height: int, width: int, g: torch.Generator,
+                  device: torch.device | str) -> ViewParams:
+    """Draw every random parameter of ``n`` views of (height, width) inputs."""
+    tries = 10
+    area = height * width
+    target = area * _uniform(n * tries, *spec.scale, g, device).view(n, tries)
+    log_r = _uniform(n * tries, math.log(spec.ratio[0]), math.log(spec.ratio[1]), g, device)
+    ratio = torch.exp(log_r).view(n, tries)
+    w = torch.sqrt(target * ratio).round()
+    h = torch.sqrt(target / ratio).round()
+    ok = (w > 0) & (h > 0) & (w <= width) & (h <= height)
+    first = torch.where(ok.any(1), ok.float().argmax(1), torch.full((n,), -1, device=device))
+    # torchvision's fallback: the central crop with the ratio clamped into range
+    in_ratio = width / height
+    if in_ratio < spec.ratio[0]:
+        fw, fh = width, round(width / spec.ratio[0])
+    elif in_ratio > spec.ratio[1]:
+        fw, fh = round(height * spec.ratio[1]), height
+    else:
+        fw, fh = width, height
+    idx = first.clamp(min=0)
+    cw = torch.where(first >= 0, w.gather(1, idx[:, None])[:, 0], torch.full((n,), float(fw), device=device))
+    ch = torch.where(first >= 0, h.gather(1, idx[:, None])[:, 0], torch.full((n,), float(fh), device=device))
+    x0 = torch.floor(torch.rand(n, generator=g, device=device) * (width - cw + 1))
+    y0 = torch.floor(torch.rand(n, generator=g, device=device) * (height - ch + 1))
+    x0 = torch.where(first >= 0, x0, torch.full_like(x0, float((width - fw) // 2)))
+    y0 = torch.where(first >= 0, y0, torch.full_like(y0, float((height - fh) // 2)))
+    boxes = torch.stack([x0, y0, x0 + cw, y0 + ch], dim=1)
+
+    b, c, s, hue = spec.jitter
+    jitter = torch.stack([_uniform(n, max(0.0, 1 - b), 1 + b, g, device),
+                          _uniform(n, max(0.0, 1 - c), 1 + c, g, device),
+                          _uniform(n, max(0.0, 1 - s), 1 + s, g, device),
+                          _uniform(n, -hue, hue, g, device)], dim=1)
+    coin = lambda p: torch.rand(n, generator=g, device=device) < p  # noqa: E731
+    flip, jitter_on, gray, blur_on, solarize = (coin(spec.flip_p), coin(spec.jitter_p),
+                                                coin(spec.gray_p), coin(spec.blur_p),
+                                                coin(spec.solarize_p))
+    sigma = _uniform(n, *spec.blur_sigma, g, device) * blur_on
+    return ViewParams(boxes, flip, jitter, jitter_on, gray, sigma, solarize)
+
+
+def grayscale(x: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor(_GRAY, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * weights).sum(1, keepdim=True)
+
+
+def _rgb_to_hsv(x):
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(1)
+    minc, _ = x.min(1)
+    delta = maxc - minc
+    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    h = torch.where(maxc == r, ((g - b) / safe) % 6,
+                    torch.where(maxc == g, (b - r) / safe + 2, (r - g) / safe + 4)) / 6
+    h = torch.where(delta > 0, h, torch.zeros_like(h))
+    s = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
+    return torch.stack([h, s, maxc], 1)
+
+
+def _hsv_to_rgb(x):
+    h, s, v = x.unbind(1)
+    k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], 1)
+    return v[:, None] - v[:, None] * s[:, None] * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
+
+
+def color_jitter(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast, saturation (multiplicative blends, clamped to [0,1] after
+    each, as torchvision) and hue shift (fraction of the hue circle) per sample."""
+    view = lambda t: t.view(-1, 1, 1, 1)  # noqa: E731
+    x = (x * view(factors[:, 0])).clamp(0, 1)
+    mean = grayscale(x).mean(dim=(1, 2, 3), keepdim=True)
+    x = (mean + view(factors[:, 1]) * (x - mean)).clamp(0, 1)
+    gray = grayscale(x)
+    x = (gray + view(factors[:, 2]) * (x - gray)).clamp(0, 1)
+    hsv = _rgb_to_hsv(x)
+    hsv = torch.stack([(hsv[:, 0] + factors[:, 3].view(-1, 1, 1)) % 1.0, hsv[:, 1], hsv[:, 2]], 1)
+    return _hsv_to_rgb(hsv).clamp(0, 1)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Separable Gaussian blur with one sigma per sample (reflect padding, as torchvision)."""
+    n, c, h, w = x.shape
+    radius = kernel_size // 2
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (offsets[None] / sigma[:, None]) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n*c, k)
+    y = x.reshape(1, n * c, h, w)
+    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect"), kernel.view(n * c, 1, 1, -1), groups=n * c)
+    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), kernel.view(n * c, 1, -1, 1), groups=n * c)
+    return y.view(n, c, h, w)
+
+
+def apply_view(images: torch.Tensor, params: ViewParams, spec: ViewSpec) -> torch.Tensor:
+    """uint8 or [0,1] float (N,3,H,W) -> normalised float (N,3,size,size)."""
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    n = x.shape[0]
+    rois = torch.cat([torch.arange(n, device=x.device, dtype=x.dtype)[:, None], params.boxes.to(x.dtype)], 1)
+    x = roi_align(x, rois, output_size=spec.size, spatial_scale=1.0, sampling_ratio=0, aligned=True)
+    x = torch.where(params.flip.view(-1, 1, 1, 1), x.flip(3), x)
+    if params.jitter_on.any():
+        sel = params.jitter_on.nonzero()[:, 0]
+        x = x.index_copy(0, sel, color_jitter(x[sel], params.jitter[sel]))
+    x = torch.where(params.gray.view(-1, 1, 1, 1), grayscale(x).expand_as(x), x)
+    blur = params.blur_sigma > 0
+    if blur.any():
+        sel = blur.nonzero()[:, 0]
+        kernel = max(3, int(0.1 * spec.size) // 2 * 2 + 1)  # odd, about 10% of the side
+        x = x.index_copy(0, sel, gaussian_blur(x[sel], params.blur_sigma[sel], kernel))
+    x = torch.where(params.solarize.view(-1, 1, 1, 1) & (x >= 0.5), 1 - x, x)
+    mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def make_views(images: torch.Tensor, spec: ViewSpec, g: torch.Generator) -> tuple[torch.Tensor, ViewParams]:
+    params = sample_params(spec, images.shape[0], images.shape[2], images.shape[3], g, images.device)
+    return apply_view(images, params, spec), params
+
+
+def normalize(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """uint8 (N,3,H,W) -> normalised float, no augmentation (evaluation)."""
+    x = images.float() / 255
+    return (x - torch.tensor(mean, device=x.device).view(1, 3, 1, 1)) / torch.tensor(std, device=x.device).view(1, 3, 1, 1)

@@ -1,0 +1,198 @@
+"""The one training loop for every method.
+
+A method is an ``nn.Module`` with ``views`` (a list of ``ViewSpec``), a ``forward(views)``
+returning ``(loss, logs)``, a ``backbone`` property (the network that is exported) and,
+for EMA methods, ``update_momentum(m)``. The engine owns data, augmentation, optimiser,
+schedules, mixed precision, checkpoints (atomic; exact resume), logging and the final
+backbone export + result record.
+"""
+from __future__ import annotations
+
+import csv
+import importlib
+import logging
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from evaluation.records import append_record
+from pretrain import checkpoint as ckpt
+from pretrain.config import dump_config
+from pretrain.data.augment import make_views
+from pretrain.data.loading import UInt8Images, batch_loader, epoch_batches, open_dataset
+from pretrain.schedules import cosine_with_warmup, momentum_schedule
+
+log = logging.getLogger("pretrain")
+METHODS = {"mocov2": "pretrain.methods.mocov2"}
+CHECKPOINT = "checkpoint.pth"
+BACKBONE = "backbone.pth"
+
+
+class NonFiniteLoss(FloatingPointError):
+    pass
+
+
+def build_method(config: dict[str, Any]) -> nn.Module:
+    name = config["method"]["name"]
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; expected one of {sorted(METHODS)}")
+    model = config["model"]
+    return importlib.import_module(METHODS[name]).build(config, model["arch"], model.get("stem", "imagenet"))
+
+
+def build_optimizer(model: nn.Module, optim: dict[str, Any], lr: float) -> torch.optim.Optimizer:
+    """SGD; parameters of norm layers and biases get no weight decay when
+    ``optim.exclude_bn_bias`` is true (the papers' LARS/SGD recipes)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if optim.get("exclude_bn_bias", False) and p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": optim.get("weight_decay", 0.0)},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if optim.get("name", "sgd") != "sgd":
+        raise ValueError(f"optimizer {optim['name']!r} not implemented yet (only 'sgd')")
+    return torch.optim.SGD(groups, lr=lr, momentum=optim.get("momentum", 0.9))
+
+
+def train(config: dict[str, Any], resume: str | None = None) -> Path:
+    """Run (or resume) one pretraining experiment; returns the exported backbone path."""
+    t_cfg, o_cfg, d_cfg = config["train"], config["optim"], config["data"]
+    out = Path(t_cfg["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(dump_config(config))
+    seed = int(t_cfg.get("seed", 0))
+    device = torch.device(t_cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(seed)
+    if t_cfg.get("deterministic", False):
+        torch.use_deterministic_algorithms(True)
+
+    method = build_method(config).to(device)
+    if device.type == "cuda" and t_cfg.get("channels_last", True):
+        method = method.to(memory_format=torch.channels_last)
+    reader = open_dataset(d_cfg["kind"], d_cfg["root"], d_cfg.get("split", "train"),
+                          **d_cfg.get("reader_args", {}))
+    dataset = UInt8Images(reader, d_cfg["image_size"])
+    batch_size = int(o_cfg["batch_size"])
+    if len(dataset) < batch_size:
+        raise ValueError(f"dataset {d_cfg['root']} has {len(dataset)} images, fewer than one "
+                         f"batch ({batch_size})")
+    steps_per_epoch = len(dataset) // batch_size
+    total_steps = int(o_cfg.get("max_steps") or o_cfg["epochs"] * steps_per_epoch)
+    lr = o_cfg["base_lr"] * batch_size / o_cfg.get("lr_reference_batch", 256)
+    lrs = cosine_with_warmup(lr, total_steps, int(o_cfg.get("warmup_epochs", 0) * steps_per_epoch),
+                             final=o_cfg.get("final_lr", 0.0))
+    ema = config.get("ema", {"schedule": "constant", "base": 0.999})
+    momenta = momentum_schedule(ema["schedule"], ema["base"], total_steps)
+    optimizer = build_optimizer(method, o_cfg, lr)
+    use_amp = device.type == "cuda" and t_cfg.get("amp", True)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
+
+    step = 0
+    ckpt_path = out / CHECKPOINT
+    if resume == "auto" and ckpt_path.exists() or resume not in (None, "auto"):
+        source = ckpt_path if resume == "auto" else Path(resume)
+        state = ckpt.load(source)
+        ckpt.load_state_strict(method, state["models"]["method"], str(source))
+        optimizer.load_state_dict(state["optimizer"])
+        ckpt.set_rng_state(state["rng"])
+        step = int(state["step"])
+        log.info("resumed from %s at step %d", source, step)
+    log_rows = _CsvLog(out / "log.csv", step)
+
+    def save_checkpoint(at_step: int) -> None:
+        payload = ckpt.backbone_payload(method.backbone, method=config["method"]["name"],
+                                        source_run=str(out))
+        ckpt.save(ckpt.training_checkpoint(
+            models={"method": method}, optimizer=optimizer, scaler=None, state={},
+            epoch=at_step // steps_per_epoch, step=at_step, config=config, backbone=payload),
+            ckpt_path)
+
+    g = torch.Generator(device=device)
+    every = int(t_cfg.get("checkpoint_every", 0)) or total_steps
+    method.train()
+    start, first_step, loss_value = time.perf_counter(), step, float("nan")
+    bar = tqdm(total=total_steps, initial=step, desc=config.get("name", "pretrain"),
+               unit="step", dynamic_ncols=True, disable=t_cfg.get("quiet", False))
+    while step < total_steps:
+        epoch, offset = divmod(step, steps_per_epoch)
+        batches = epoch_batches(len(dataset), batch_size, seed, epoch)[offset:]
+        batches = batches[:total_steps - step]
+        for images, _ in batch_loader(dataset, batches, int(d_cfg.get("workers", 0))):
+            images = images.to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = float(lrs[step])
+            g.manual_seed(seed * 1_000_003 + step)
+            views = [make_views(images, spec, g)[0] for spec in method.views]
+            if device.type == "cuda" and t_cfg.get("channels_last", True):
+                views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+            with autocast():
+                loss, logs = method(views)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise NonFiniteLoss(
+                    f"{config.get('name', 'run')}: loss is {loss_value} at step {step} (epoch "
+                    f"{epoch}); stopping. The last good checkpoint is {ckpt_path} "
+                    f"({'present' if ckpt_path.exists() else 'none written yet'}).")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if hasattr(method, "update_momentum"):
+                method.update_momentum(float(momenta[step]))
+            step += 1
+            log_rows.writerow({"step": step, "epoch": epoch, "loss": f"{loss_value:.6f}",
+                               "lr": f"{lrs[step - 1]:.6g}", "momentum": f"{momenta[step - 1]:.6f}",
+                               **{k: f"{v:.6g}" for k, v in logs.items()}})
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{(step - first_step) * batch_size / elapsed:.0f}")
+            bar.update(1)
+            if step % every == 0 or step == total_steps:
+                save_checkpoint(step)
+    bar.close()
+    wall = time.perf_counter() - start
+    backbone_path = ckpt.save_backbone(out / BACKBONE, method.backbone,
+                                       method=config["method"]["name"], source_run=str(out))
+    if step > first_step:
+        append_record(method=config["method"]["name"], task="pretrain", dataset=d_cfg.get("name", d_cfg["kind"]),
+                      metric="final_loss", value=loss_value, scale=config.get("scale", "smoke"),
+                      checkpoint=backbone_path, device=str(device), wall_time_s=wall,
+                      protocol={"config": config.get("name", ""), "steps": total_steps,
+                                "batch_size": batch_size, "images": len(dataset),
+                                "reproduces": config.get("reproduces", [])})
+    log.info("wrote %s (%d steps, %.0f s)", backbone_path, step, wall)
+    return backbone_path
+
+
+class _CsvLog:
+    """Append-only CSV of per-step scalars; on resume, rows past the resumed step are dropped."""
+
+    FIELDS = ["step", "epoch", "loss", "lr", "momentum"]
+
+    def __init__(self, path: Path, resume_step: int):
+        self.path = path
+        rows = []
+        if path.exists() and resume_step > 0:
+            with open(path) as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        self.fields = list(rows[0].keys()) if rows else None
+        with open(path, "w", newline="") as f:
+            if rows:
+                writer = csv.DictWriter(f, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(rows)
+
+    def writerow(self, row: dict[str, Any]) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = self.FIELDS + [k for k in row if k not in self.FIELDS]
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)

@@ -1,0 +1,74 @@
+"""MoCo v2 (Chen et al. 2020, "Improved Baselines with Momentum Contrastive Learning").
+
+    q = g_q(f_q(x_q)) / ||.||             query: online encoder f_q + MLP head g_q
+    k = g_k(f_k(x_k)) / ||.||             key: momentum encoder, no gradient
+    L = InfoNCE(q, k, queue, tau)         negatives: FIFO queue of past keys
+    theta_k <- m theta_k + (1 - m) theta_q
+
+Both views use the MoCo v2 augmentation. Batch-norm: this single-process version uses
+plain per-device BN (MoCo's shuffle-BN needs several devices; the engine issue adds
+shuffle-BN / SyncBN for DDP).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pretrain.data.augment import ViewSpec
+from pretrain.losses import info_nce
+from pretrain.methods.common import mlp, momentum_update
+from pretrain.models.resnet import build_backbone
+
+
+class MoCoV2(nn.Module):
+    def __init__(self, arch: str = "resnet50", stem: str = "imagenet", dim: int = 128,
+                 hidden_dim: int = 2048, queue_size: int = 65536, tau: float = 0.2,
+                 view: dict | None = None):
+        super().__init__()
+        self.tau = tau                                      # τ, InfoNCE temperature
+        self.encoder_q = build_backbone(arch, stem=stem)    # f_q
+        self.head_q = mlp(self.encoder_q.num_features, hidden_dim, dim)  # g_q
+        self.encoder_k = copy.deepcopy(self.encoder_q)      # f_k
+        self.head_k = copy.deepcopy(self.head_q)            # g_k
+        for p in (*self.encoder_k.parameters(), *self.head_k.parameters()):
+            p.requires_grad_(False)
+        self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.views = [ViewSpec.from_dict(view or {})] * 2
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The network that is exported and evaluated (the online/query encoder)."""
+        return self.encoder_q
+
+    @torch.no_grad()
+    def update_momentum(self, m: float) -> None:
+        momentum_update(self.encoder_q, self.encoder_k, m)
+        momentum_update(self.head_q, self.head_k, m)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Replace the oldest entries by ``keys`` (wrapping around the end)."""
+        n, size = keys.shape[0], self.queue.shape[0]
+        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
+        self.queue[idx] = keys.to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
+
+    def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        x_q, x_k = views
+        q = F.normalize(self.head_q(self.encoder_q(x_q)), dim=1)
+        with torch.no_grad():
+            k = F.normalize(self.head_k(self.encoder_k(x_k)), dim=1)
+        loss = info_nce(q.float(), k.float(), self.queue.clone(), self.tau)
+        self.enqueue(k)
+        return loss, {}
+
+
+def build(config: dict, arch: str, stem: str) -> MoCoV2:
+    m = config.get("method", {})
+    return MoCoV2(arch=arch, stem=stem, dim=m.get("dim", 128), hidden_dim=m.get("hidden_dim", 2048),
+                  queue_size=m.get("queue_size", 65536), tau=m.get("tau", 0.2),
+                  view=config.get("views", {}).get("default"))

@@ -1,0 +1,90 @@
+"""ResNet backbones with torchvision key names.
+
+``ResNetBackbone`` *is* a torchvision ``ResNet`` (same parameter names, so exported
+weights load into torchvision, detectron2 and mmseg converters unchanged) with
+
+- ``stem="cifar"``: the 3x3 stride-1 first conv and no max-pool used for 32/64 px
+  inputs (ReSSL/CGH small-dataset protocol),
+- ``output_stride`` 32 (default), 16 or 8: the last stages use dilated 3x3 convs
+  instead of striding (segment retrieval, FCN segmentation, label propagation),
+- ``forward_stages`` returning the stage outputs C2..C5,
+- no classifier: ``forward`` returns the global-average-pooled C5 features.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import resnet as tvr
+
+ARCHS: dict[str, tuple[type[nn.Module], list[int]]] = {
+    "resnet18": (tvr.BasicBlock, [2, 2, 2, 2]),
+    "resnet34": (tvr.BasicBlock, [3, 4, 6, 3]),
+    "resnet50": (tvr.Bottleneck, [3, 4, 6, 3]),
+    "resnet101": (tvr.Bottleneck, [3, 4, 23, 3]),
+}
+STEMS = ("imagenet", "cifar")
+STAGES = ("C2", "C3", "C4", "C5")
+# output stride -> dilation of (layer3, layer4)
+_DILATIONS = {32: (1, 1), 16: (1, 2), 8: (2, 4)}
+
+
+class ResNetBackbone(tvr.ResNet):
+    def __init__(self, arch: str = "resnet50", stem: str = "imagenet", output_stride: int = 32,
+                 zero_init_residual: bool = False):
+        if arch not in ARCHS:
+            raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(ARCHS)}")
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; expected one of {STEMS}")
+        if output_stride not in _DILATIONS:
+            raise ValueError(f"output_stride must be one of {sorted(_DILATIONS)}, got {output_stride}")
+        block, layers = ARCHS[arch]
+        super().__init__(block, layers, zero_init_residual=zero_init_residual)
+        self.arch, self.stem, self.output_stride = arch, stem, output_stride
+        self.num_features = 512 * block.expansion
+        self.stage_channels = {f"C{i + 2}": 64 * 2 ** i * block.expansion for i in range(4)}
+        self.fc = nn.Identity()
+        if stem == "cifar":
+            self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+            self.maxpool = nn.Identity()
+        previous = 1
+        for stage, dilation in zip((self.layer3, self.layer4), _DILATIONS[output_stride]):
+            if dilation > 1:
+                dilate_stage(stage, dilation, first_block_dilation=previous)
+            previous = dilation
+
+    def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Stage outputs C2..C5 (strides 4, 8, 16, 32 for the ImageNet stem at OS 32)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        out = {}
+        for name, layer in zip(STAGES, (self.layer1, self.layer2, self.layer3, self.layer4)):
+            x = layer(x)
+            out[name] = x
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.avgpool(self.forward_stages(x)["C5"]), 1)
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch}, stem={self.stem}, output_stride={self.output_stride}"
+
+
+def dilate_stage(stage: nn.Sequential, dilation: int, first_block_dilation: int = 1) -> None:
+    """Turn a strided ResNet stage into a dilated one (DeepLab style), in place.
+
+    Strides become 1; every 3x3 conv gets ``dilation`` (the first block keeps the
+    dilation of the stage before, as torchvision's ``replace_stride_with_dilation``).
+    Works for BasicBlock (ResNet-18/34) and Bottleneck stages alike.
+    """
+    for index, block in enumerate(stage):
+        d = first_block_dilation if index == 0 else dilation
+        for module in block.modules():
+            if isinstance(module, nn.Conv2d):
+                module.stride = (1, 1)
+                if module.kernel_size == (3, 3):
+                    module.dilation, module.padding = (d, d), (d, d)
+
+
+def build_backbone(arch: str = "resnet50", stem: str = "imagenet", output_stride: int = 32,
+                   **kwargs) -> ResNetBackbone:
+    return ResNetBackbone(arch, stem=stem, output_stride=output_stride, **kwargs)

@@ -1,0 +1,58 @@
+"""What every harness shares: checkpoint loading, feature extraction, common flags."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pretrain.checkpoint import load_backbone
+from pretrain.data.augment import normalize
+from pretrain.data.loading import eval_loader
+from pretrain.models.resnet import build_backbone
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ckpt", help="checkpoint: the suite's backbone.pth / checkpoint.pth, "
+                        "or a torchvision ResNet state_dict")
+    parser.add_argument("--random-init", action="store_true",
+                        help="evaluate a randomly initialised backbone instead (baseline); needs --arch")
+    parser.add_argument("--arch", default=None, help="architecture for --random-init, or a check on --ckpt")
+    parser.add_argument("--stem", default=None, choices=["imagenet", "cifar"],
+                        help="stem for --random-init, or a check on --ckpt")
+    parser.add_argument("--method", default=None, help="method name for the result record "
+                        "(default: the checkpoint's metadata)")
+    parser.add_argument("--scale", choices=["smoke", "reduced", "full"], required=True,
+                        help="how the run relates to the paper's protocol (recorded with every number)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", default=None, help="runs folder for result records "
+                        "(default: results/runs of the checkout)")
+
+
+def backbone_from_args(args: argparse.Namespace) -> tuple[nn.Module, str, str | None]:
+    """(backbone, method name, checkpoint path or None) as the flags ask."""
+    if args.random_init:
+        if not args.arch:
+            raise SystemExit("--random-init needs --arch")
+        torch.manual_seed(args.seed)
+        return build_backbone(args.arch, stem=args.stem or "imagenet"), args.method or "random_init", None
+    if not args.ckpt:
+        raise SystemExit("give --ckpt (or --random-init --arch ...)")
+    model, meta = load_backbone(args.ckpt, arch=args.arch, stem=args.stem)
+    return model, args.method or meta.get("method", "unknown"), str(Path(args.ckpt))
+
+
+@torch.no_grad()
+def extract_features(backbone: nn.Module, dataset, device: str, batch_size: int = 256,
+                     workers: int = 0, desc: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
+    """Global-pooled features of every image of a ``UInt8Images`` dataset (eval mode,
+    no augmentation, ImageNet normalisation), and the labels."""
+    backbone.eval().to(device)
+    features, labels = [], []
+    for images, targets in tqdm(eval_loader(dataset, batch_size, workers), desc=desc, unit="batch"):
+        features.append(backbone(normalize(images.to(device))).float())
+        labels.append(targets.to(device))
+    return torch.cat(features), torch.cat(labels)

@@ -1,0 +1,67 @@
+"""Weighted kNN classification on frozen backbone features.
+
+    python transfer/knn.py --ckpt runs/x/backbone.pth --dataset cifar10 --data DIR --scale smoke
+
+Features of the train split form the memory bank, each test image is classified by
+the k nearest (cosine) bank features weighted by exp(s/T); top-1 accuracy is recorded
+as task ``knn_cls``. Defaults k=200, T=0.1 (MoCo's CIFAR monitor); DINO/CGH use
+k=20, T=0.07.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from evaluation.knn import top1, weighted_knn_predict
+from evaluation.records import append_record
+from pretrain.data.loading import DATASET_KINDS, UInt8Images, open_dataset
+from transfer.common import add_common_args, backbone_from_args, extract_features
+
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet"}
+
+
+def main(argv: list[str] | None = None) -> float:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--dataset", required=True, choices=DATASET_KINDS, help="reader / on-disk layout")
+    parser.add_argument("--data", required=True, help="dataset root (folder or .zip, original layout)")
+    parser.add_argument("--dataset-name", default=None, help="name in the result record (default from --dataset)")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--test-split", default="test")
+    parser.add_argument("--image-size", type=int, required=True, help="side the images are fed at")
+    parser.add_argument("--max-per-class", type=int, default=None,
+                        help="subset: first N images per class of each split (ImageFolder layouts)")
+    parser.add_argument("-k", "--k", type=int, default=200)
+    parser.add_argument("-t", "--temperature", type=float, default=0.1)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.scale == "reduced" and args.max_per_class is None:
+        parser.error("--scale reduced: say what is reduced (e.g. --max-per-class)")
+
+    start = time.perf_counter()
+    backbone, method, ckpt_path = backbone_from_args(args)
+    reader_args = {"max_per_class": args.max_per_class} if args.max_per_class else {}
+    splits = {}
+    for split in (args.train_split, args.test_split):
+        reader = open_dataset(args.dataset, args.data, split, **reader_args)
+        splits[split] = extract_features(backbone, UInt8Images(reader, args.image_size), args.device,
+                                         args.batch_size, args.workers, desc=f"{split} features")
+    num_classes = len(reader.classes)
+    (train_x, train_y), (test_x, test_y) = splits[args.train_split], splits[args.test_split]
+    predictions = weighted_knn_predict(train_x, train_y, test_x, num_classes, args.k, args.temperature)
+    accuracy = top1(predictions, test_y)
+    dataset = args.dataset_name or DATASET_NAMES.get(args.dataset, args.dataset)
+    append_record(method=method, task="knn_cls", dataset=dataset, metric="top1", value=accuracy,
+                  scale=args.scale, checkpoint=ckpt_path, device=args.device,
+                  wall_time_s=time.perf_counter() - start, runs_dir=args.results,
+                  protocol={"k": args.k, "temperature": args.temperature, "image_size": args.image_size,
+                            "train_images": len(train_y), "test_images": len(test_y),
+                            "max_per_class": args.max_per_class, "data": str(args.data)})
+    print(f"kNN (k={args.k}, T={args.temperature}) top-1 on {dataset} [{args.scale}]: {accuracy:.2f}% "
+          f"({len(test_y)} test / {len(train_y)} bank images, method {method})")
+    return accuracy
+
+
+if __name__ == "__main__":
+    main()
