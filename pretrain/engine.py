@@ -24,12 +24,13 @@ from tqdm import tqdm
 from evaluation.records import append_record
 from pretrain import checkpoint as ckpt
 from pretrain.config import dump_config
+from pretrain.optim import build_optimizer
 from pretrain.data.augment import make_views
 from pretrain.data.loading import UInt8Images, batch_loader, epoch_batches, open_dataset
 from pretrain.schedules import cosine_with_warmup, momentum_schedule
 
 log = logging.getLogger("pretrain")
-METHODS = {"mocov2": "pretrain.methods.mocov2"}
+METHODS = {"mocov2": "pretrain.methods.mocov2", "byol": "pretrain.methods.byol"}
 CHECKPOINT = "checkpoint.pth"
 BACKBONE = "backbone.pth"
 
@@ -44,21 +45,6 @@ def build_method(config: dict[str, Any]) -> nn.Module:
         raise ValueError(f"unknown method {name!r}; expected one of {sorted(METHODS)}")
     model = config["model"]
     return importlib.import_module(METHODS[name]).build(config, model["arch"], model.get("stem", "imagenet"))
-
-
-def build_optimizer(model: nn.Module, optim: dict[str, Any], lr: float) -> torch.optim.Optimizer:
-    """SGD; parameters of norm layers and biases get no weight decay when
-    ``optim.exclude_bn_bias`` is true (the papers' LARS/SGD recipes)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if optim.get("exclude_bn_bias", False) and p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": optim.get("weight_decay", 0.0)},
-              {"params": no_decay, "weight_decay": 0.0}]
-    if optim.get("name", "sgd") != "sgd":
-        raise ValueError(f"optimizer {optim['name']!r} not implemented yet (only 'sgd')")
-    return torch.optim.SGD(groups, lr=lr, momentum=optim.get("momentum", 0.9))
 
 
 def train(config: dict[str, Any], resume: str | None = None) -> Path:

@@ -15,3 +15,9 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, tau: float) 
     logits = torch.cat([positive, negatives], dim=1) / tau
     target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     return F.cross_entropy(logits, target)
+
+
+def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """BYOL's regression loss for one direction: mean over the batch of
+    ||p/||p|| - z/||z||||^2 = 2 - 2 cos(p, z). (z is the target projection, no gradient.)"""
+    return (2 - 2 * F.cosine_similarity(p, z.detach(), dim=1)).mean()

@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_results(tmp_path, monkeypatch):
+    """No test writes result records into the checkout's results/."""
+    monkeypatch.setenv("SSL_REPRO_RESULTS", str(tmp_path / "results"))
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    """The suite's generated smoke datasets, made once per test session."""
+    from pretrain.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synthetic"), seed=0, scale="smoke", progress=False)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """../shared/data beside the checkout; required in CI, skipped elsewhere if absent."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the shared data at {SHARED_DATA}")
+        pytest.skip(f"no shared data at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,77 @@
+"""The engine on the generated CIFAR-format data: a smoke run, exact resume, NaN stop."""
+import csv
+
+import pytest
+import torch
+
+from pretrain import checkpoint as ckpt
+from pretrain import engine
+from pretrain.config import CONFIG_DIR, load_config
+from pretrain.engine import NonFiniteLoss, train
+
+
+def _config(generated, out_dir, **extra):
+    overrides = [f"data.root={generated['cifar10']}", f"train.out_dir={out_dir}",
+                 "optim.batch_size=16", "optim.max_steps=6", "method.queue_size=64",
+                 "method.hidden_dim=64", "train.checkpoint_every=3", "train.quiet=true",
+                 "train.deterministic=true", *[f"{k}={v}" for k, v in extra.items()]]
+    return load_config(CONFIG_DIR / "mocov2_smoke.yaml", overrides)
+
+
+def _losses(run_dir):
+    with open(run_dir / "log.csv") as f:
+        return [(row["step"], row["loss"]) for row in csv.DictReader(f)]
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(generated, tmp_path, monkeypatch):
+    train(_config(generated, tmp_path / "a"))
+    reference = _losses(tmp_path / "a")
+    assert [s for s, _ in reference] == [str(i) for i in range(1, 7)]
+
+    real_save = ckpt.save
+
+    def killed_after_step_3(obj, path):
+        real_save(obj, path)
+        if obj.get("step") == 3:
+            raise KeyboardInterrupt("simulated kill after the step-3 checkpoint")
+
+    monkeypatch.setattr(engine.ckpt, "save", killed_after_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(generated, tmp_path / "b"))
+    monkeypatch.setattr(engine.ckpt, "save", real_save)
+    assert ckpt.load(tmp_path / "b" / "checkpoint.pth")["step"] == 3
+    train(_config(generated, tmp_path / "b"), resume="auto")
+
+    assert _losses(tmp_path / "b") == reference
+    a = ckpt.load(tmp_path / "a" / "checkpoint.pth")["models"]["method"]
+    b = ckpt.load(tmp_path / "b" / "checkpoint.pth")["models"]["method"]
+    assert a.keys() == b.keys()
+    for key in a:  # weights, momentum encoder and queue: bitwise equal
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_nan_loss_stops_with_last_good_checkpoint(generated, tmp_path, monkeypatch):
+    from pretrain.methods import mocov2
+
+    real = mocov2.info_nce
+    calls = {"n": 0}
+
+    def nan_from_step_5(*args):
+        calls["n"] += 1
+        loss = real(*args)
+        return loss * float("nan") if calls["n"] >= 5 else loss
+
+    monkeypatch.setattr(mocov2, "info_nce", nan_from_step_5)
+    with pytest.raises(NonFiniteLoss, match=r"loss is nan at step 4.*checkpoint.pth \(present\)"):
+        train(_config(generated, tmp_path / "run"))
+    state = ckpt.load(tmp_path / "run" / "checkpoint.pth")
+    assert state["step"] == 3
+    model, _ = ckpt.load_backbone(tmp_path / "run" / "checkpoint.pth")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_missing_dataset_path_is_named(tmp_path):
+    config = load_config(CONFIG_DIR / "mocov2_smoke.yaml", [f"data.root={tmp_path / 'nowhere'}",
+                                                            f"train.out_dir={tmp_path / 'run'}"])
+    with pytest.raises(Exception, match="nowhere"):
+        train(config)
