@@ -91,6 +91,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
         step = int(state["step"])
         log.info("resumed from %s at step %d", source, step)
     log_rows = _CsvLog(out / "log.csv", step)
+    tensorboard = _tensorboard(out / "tb", purge_step=step) if t_cfg.get("tensorboard", True) else None
 
     def save_checkpoint(at_step: int) -> None:
         payload = ckpt.backbone_payload(method.backbone, method=config["method"]["name"],
@@ -135,12 +136,17 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
             log_rows.writerow({"step": step, "epoch": epoch, "loss": f"{loss_value:.6f}",
                                "lr": f"{lrs[step - 1]:.6g}", "momentum": f"{momenta[step - 1]:.6f}",
                                **{k: f"{v:.6g}" for k, v in logs.items()}})
+            if tensorboard is not None:
+                for key, value in (("loss", loss_value), ("lr", lrs[step - 1]), ("momentum", momenta[step - 1]), *logs.items()):
+                    tensorboard.add_scalar(f"train/{key}", value, step)
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{(step - first_step) * batch_size / elapsed:.0f}")
             bar.update(1)
             if step % every == 0 or step == total_steps:
                 save_checkpoint(step)
     bar.close()
+    if tensorboard is not None:
+        tensorboard.close()
     wall = time.perf_counter() - start
     backbone_path = ckpt.save_backbone(out / BACKBONE, method.backbone,
                                        method=config["method"]["name"], source_run=str(out))
@@ -153,6 +159,12 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
                                 "reproduces": config.get("reproduces", [])})
     log.info("wrote %s (%d steps, %.0f s)", backbone_path, step, wall)
     return backbone_path
+
+
+def _tensorboard(path: Path, purge_step: int):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(path), purge_step=purge_step or None)
 
 
 class _CsvLog:
