@@ -60,7 +60,8 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
         torch.use_deterministic_algorithms(True)
 
     method = build_method(config).to(device)
-    if device.type == "cuda" and t_cfg.get("channels_last", True):
+    channels_last = t_cfg.get("channels_last", True)  # faster on GPU and on CPU (oneDNN) alike
+    if channels_last:
         method = method.to(memory_format=torch.channels_last)
     reader = open_dataset(d_cfg["kind"], d_cfg["root"], d_cfg.get("split", "train"),
                           **d_cfg.get("reader_args", {}))
@@ -117,7 +118,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
                 group["lr"] = float(lrs[step])
             g.manual_seed(seed * 1_000_003 + step)
             views = [make_views(images, spec, g)[0] for spec in method.views]
-            if device.type == "cuda" and t_cfg.get("channels_last", True):
+            if channels_last:
                 views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             with autocast():
                 loss, logs = method(views)
