@@ -49,7 +49,7 @@ def test_third_party_stack_imports():
     assert callable(nms)
 
 
-SCRIPTS = [["transfer/knn.py"], ["-m", "pretrain"], ["-m", "pretrain.data.synthetic"], ["-m", "evaluation.collector"]]
+SCRIPTS = [["transfer/knn.py"], ["-m", "pretrain"], ["-m", "pretrain.bench"], ["-m", "pretrain.data.synthetic"], ["-m", "evaluation.collector"]]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s[-1])

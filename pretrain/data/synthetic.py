@@ -295,20 +295,20 @@ def _bilinear_weights(n_out: int, n_in: int) -> np.ndarray:
 def make_background(
     rng: np.random.Generator, height: int, width: int, color: Sequence[float] | None = None
 ) -> np.ndarray:
-    """Random-coloured texture: base colour + smooth colour blotches + a faint grating + pixel noise."""
+    """Random-coloured background: base colour + smooth colour blotches + pixel noise.
+
+    Deliberately no periodic texture: a grating of random orientation survives crops,
+    colour jitter and grayscale, so instance discrimination could match backgrounds
+    instead of learning the objects' shapes.
+    """
     base = np.asarray(color if color is not None else random_color(rng, value=(0.25, 0.95)), dtype=float)
     grid = int(rng.integers(3, 7))
     blotches = rng.normal(0, 30, size=(grid, grid, 3))
     field = (
         _bilinear_weights(height, grid) @ blotches.transpose(2, 0, 1) @ _bilinear_weights(width, grid).T
     ).transpose(1, 2, 0)
-    theta, period, phase = rng.uniform(0, np.pi), rng.uniform(4, 16), rng.uniform(0, 2 * np.pi)
-    yy, xx = np.mgrid[0:height, 0:width]
-    grating = rng.uniform(5, 20) * np.sin(
-        2 * np.pi * (xx * np.cos(theta) + yy * np.sin(theta)) / period + phase
-    )
-    noise = rng.normal(0, 8, size=(height, width, 3))
-    return np.clip(base + field + grating[..., None] + noise, 0, 255).astype(np.uint8)
+    noise = rng.normal(0, 12, size=(height, width, 3))
+    return np.clip(base + field + noise, 0, 255).astype(np.uint8)
 
 
 def random_color(
