@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from evaluation.records import append_record
 from pretrain import checkpoint as ckpt
+from pretrain import distributed
 from pretrain.config import dump_config
 from pretrain.optim import build_optimizer
 from pretrain.data.augment import make_views
@@ -51,22 +52,35 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
     """Run (or resume) one pretraining experiment; returns the exported backbone path."""
     t_cfg, o_cfg, d_cfg = config["train"], config["optim"], config["data"]
     out = Path(t_cfg["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(dump_config(config))
+    rank, world, local_rank = distributed.setup()
+    main_process = rank == 0
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_config(config))
     seed = int(t_cfg.get("seed", 0))
-    device = torch.device(t_cfg.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    default_device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(t_cfg.get("device") or default_device)
     torch.manual_seed(seed)
     if t_cfg.get("deterministic", False):
         torch.use_deterministic_algorithms(True)
 
-    method = build_method(config).to(device)
+    core = build_method(config).to(device)  # the method itself; `method` may wrap it in DDP
+    if t_cfg.get("sync_bn", False):
+        core = nn.SyncBatchNorm.convert_sync_batchnorm(core)
     channels_last = t_cfg.get("channels_last", True)  # faster on GPU and on CPU (oneDNN) alike
     if channels_last:
-        method = method.to(memory_format=torch.channels_last)
+        core = core.to(memory_format=torch.channels_last)
+    method = core
+    if world > 1:
+        method = nn.parallel.DistributedDataParallel(
+            core, device_ids=[device.index] if device.type == "cuda" else None)
     reader = open_dataset(d_cfg["kind"], d_cfg["root"], d_cfg.get("split", "train"),
                           **d_cfg.get("reader_args", {}))
     dataset = UInt8Images(reader, d_cfg["image_size"])
-    batch_size = int(o_cfg["batch_size"])
+    batch_size = int(o_cfg["batch_size"])  # global, over all processes
+    if batch_size % world:
+        raise ValueError(f"optim.batch_size {batch_size} is not divisible by the {world} processes")
+    local_batch = batch_size // world
     if len(dataset) < batch_size:
         raise ValueError(f"dataset {d_cfg['root']} has {len(dataset)} images, fewer than one "
                          f"batch ({batch_size})")
@@ -77,52 +91,56 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
                              final=o_cfg.get("final_lr", 0.0))
     ema = config.get("ema", {"schedule": "constant", "base": 0.999})
     momenta = momentum_schedule(ema["schedule"], ema["base"], total_steps)
-    optimizer = build_optimizer(method, o_cfg, lr)
+    optimizer = build_optimizer(core, o_cfg, lr)
     use_amp = device.type == "cuda" and t_cfg.get("amp", True)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
 
     step = 0
     ckpt_path = out / CHECKPOINT
-    if resume == "auto" and ckpt_path.exists() or resume not in (None, "auto"):
-        source = ckpt_path if resume == "auto" else Path(resume)
+    source = ckpt_path if resume == "auto" else Path(resume) if resume else None
+    if source is not None and (resume != "auto" or source.exists()):
         state = ckpt.load(source)
-        ckpt.load_state_strict(method, state["models"]["method"], str(source))
+        ckpt.load_state_strict(core, state["models"]["method"], str(source))
         optimizer.load_state_dict(state["optimizer"])
         ckpt.set_rng_state(state["rng"])
         step = int(state["step"])
         log.info("resumed from %s at step %d", source, step)
-    log_rows = _CsvLog(out / "log.csv", step)
-    tensorboard = _tensorboard(out / "tb", purge_step=step) if t_cfg.get("tensorboard", True) else None
+    log_rows = _CsvLog(out / "log.csv", step) if main_process else None
+    tensorboard = (_tensorboard(out / "tb", purge_step=step)
+                   if main_process and t_cfg.get("tensorboard", True) else None)
 
     def save_checkpoint(at_step: int) -> None:
-        payload = ckpt.backbone_payload(method.backbone, method=config["method"]["name"],
+        if not main_process:
+            return
+        payload = ckpt.backbone_payload(core.backbone, method=config["method"]["name"],
                                         source_run=str(out))
         ckpt.save(ckpt.training_checkpoint(
-            models={"method": method}, optimizer=optimizer, scaler=None, state={},
+            models={"method": core}, optimizer=optimizer, scaler=None, state={},
             epoch=at_step // steps_per_epoch, step=at_step, config=config, backbone=payload),
             ckpt_path)
 
     g = torch.Generator(device=device)
     every = int(t_cfg.get("checkpoint_every", 0)) or total_steps
-    method.train()
+    core.train()
     start, first_step, loss_value = time.perf_counter(), step, float("nan")
     bar = tqdm(total=total_steps, initial=step, desc=config.get("name", "pretrain"),
-               unit="step", dynamic_ncols=True, disable=t_cfg.get("quiet", False))
+               unit="step", dynamic_ncols=True, disable=t_cfg.get("quiet", False) or not main_process)
     while step < total_steps:
         epoch, offset = divmod(step, steps_per_epoch)
         batches = epoch_batches(len(dataset), batch_size, seed, epoch)[offset:]
-        batches = batches[:total_steps - step]
+        batches = [b[rank * local_batch:(rank + 1) * local_batch] for b in batches[:total_steps - step]]
         for images, _ in batch_loader(dataset, batches, int(d_cfg.get("workers", 0))):
             images = images.to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = float(lrs[step])
             g.manual_seed(seed * 1_000_003 + step)
-            views = [make_views(images, spec, g)[0] for spec in method.views]
+            views = [make_views(images, spec, g, total=batch_size, offset=rank * local_batch)[0]
+                     for spec in core.views]
             if channels_last:
                 views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             with autocast():
                 loss, logs = method(views)
-            loss_value = float(loss.detach())
+            loss_value = distributed.mean(loss.detach())  # same on every process
             if not math.isfinite(loss_value):
                 raise NonFiniteLoss(
                     f"{config.get('name', 'run')}: loss is {loss_value} at step {step} (epoch "
@@ -131,10 +149,11 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if hasattr(method, "update_momentum"):
-                method.update_momentum(float(momenta[step]))
+            if hasattr(core, "update_momentum"):
+                core.update_momentum(float(momenta[step]))
             step += 1
-            log_rows.writerow({"step": step, "epoch": epoch, "loss": f"{loss_value:.6f}",
+            if log_rows is not None:
+                log_rows.writerow({"step": step, "epoch": epoch, "loss": f"{loss_value:.6f}",
                                "lr": f"{lrs[step - 1]:.6g}", "momentum": f"{momenta[step - 1]:.6f}",
                                **{k: f"{v:.6g}" for k, v in logs.items()}})
             if tensorboard is not None:
@@ -149,14 +168,16 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
     if tensorboard is not None:
         tensorboard.close()
     wall = time.perf_counter() - start
-    backbone_path = ckpt.save_backbone(out / BACKBONE, method.backbone,
-                                       method=config["method"]["name"], source_run=str(out))
+    backbone_path = out / BACKBONE
+    if not main_process:
+        return backbone_path
+    ckpt.save_backbone(backbone_path, core.backbone, method=config["method"]["name"], source_run=str(out))
     if step > first_step:
         append_record(method=config["method"]["name"], task="pretrain", dataset=d_cfg.get("name", d_cfg["kind"]),
                       metric="final_loss", value=loss_value, scale=config.get("scale", "smoke"),
                       checkpoint=backbone_path, device=str(device), wall_time_s=wall,
                       protocol={"config": config.get("name", ""), "steps": total_steps,
-                                "batch_size": batch_size, "images": len(dataset),
+                                "batch_size": batch_size, "processes": world, "images": len(dataset),
                                 "reproduces": config.get("reproduces", [])})
     log.info("wrote %s (%d steps, %.0f s)", backbone_path, step, wall)
     return backbone_path

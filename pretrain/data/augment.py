@@ -181,8 +181,17 @@ def apply_view(images: torch.Tensor, params: ViewParams, spec: ViewSpec) -> torc
     return (x - mean) / std
 
 
-def make_views(images: torch.Tensor, spec: ViewSpec, g: torch.Generator) -> tuple[torch.Tensor, ViewParams]:
-    params = sample_params(spec, images.shape[0], images.shape[2], images.shape[3], g, images.device)
+def make_views(images: torch.Tensor, spec: ViewSpec, g: torch.Generator, total: int | None = None,
+               offset: int = 0) -> tuple[torch.Tensor, ViewParams]:
+    """Views of ``images``. Under data parallelism each process holds rows
+    ``offset:offset+n`` of a global batch of ``total``: parameters are drawn for the
+    whole global batch and sliced, so a sample's view does not depend on the number
+    of processes."""
+    n = images.shape[0]
+    params = sample_params(spec, total or n, images.shape[2], images.shape[3], g, images.device)
+    if total is not None:
+        params = ViewParams(*(getattr(params, f)[offset:offset + n] for f in
+                              ("boxes", "flip", "jitter", "jitter_on", "gray", "blur_sigma", "solarize")))
     return apply_view(images, params, spec), params
 
 

@@ -5,9 +5,9 @@
     L = InfoNCE(q, k, queue, tau)         negatives: FIFO queue of past keys
     theta_k <- m theta_k + (1 - m) theta_q
 
-Both views use the MoCo v2 augmentation. Batch-norm: this single-process version uses
-plain per-device BN (MoCo's shuffle-BN needs several devices; the engine issue adds
-shuffle-BN / SyncBN for DDP).
+Both views use the MoCo v2 augmentation. Batch norm is per process, or SyncBN with
+``train.sync_bn`` (MoCo's shuffle-BN is not implemented yet). Under DDP the keys of
+all processes are enqueued, in rank order.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.data.augment import ViewSpec
+from pretrain.distributed import gather
 from pretrain.losses import info_nce
 from pretrain.methods.common import mlp, momentum_update
 from pretrain.models.resnet import build_backbone
@@ -51,7 +52,8 @@ class MoCoV2(nn.Module):
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
-        """Replace the oldest entries by ``keys`` (wrapping around the end)."""
+        """Replace the oldest entries by the keys of every process (wrapping around)."""
+        keys = gather(keys)
         n, size = keys.shape[0], self.queue.shape[0]
         idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
         self.queue[idx] = keys.to(self.queue.dtype)

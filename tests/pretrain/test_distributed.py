@@ -1,0 +1,34 @@
+"""Two CPU processes (gloo, launched with torchrun) give the same gradients and queue as
+one process with the full batch. Batch-norm layers are put in eval mode: with
+per-process BN statistics the two set-ups differ by design (SyncBN is GPU-only)."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+WORKER = Path(__file__).with_name("ddp_step.py")
+
+
+def _load_worker():
+    spec = importlib.util.spec_from_file_location("ddp_step", WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(WORKER), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    worker = _load_worker()
+    ref_grads, ref_queue, ref_ptr = worker.step(0, 1)
+    for rank in range(2):
+        grads, queue, ptr = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert grads.keys() == ref_grads.keys() and len(grads) > 0
+        for name in ref_grads:
+            torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+        # every process enqueued the keys of the whole global batch, in rank order
+        assert ptr == ref_ptr == worker.BATCH
+        torch.testing.assert_close(queue, ref_queue, rtol=1e-5, atol=1e-6)
