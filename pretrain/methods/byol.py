@@ -9,14 +9,12 @@ Views: BYOL's asymmetric pipeline (blur 1.0 / 0.1, solarize 0 / 0.2).
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
 from pretrain.data.augment import ViewSpec
 from pretrain.losses import byol_loss
-from pretrain.methods.common import mlp, momentum_update
+from pretrain.methods.common import mlp, momentum_copy, momentum_update
 from pretrain.models.resnet import build_backbone
 
 BYOL_VIEWS = (  # BYOL Table 6: view 1 / view 2
@@ -32,10 +30,8 @@ class BYOL(nn.Module):
         self.encoder = build_backbone(arch, stem=stem)                                    # f_θ
         self.projector = mlp(self.encoder.num_features, hidden_dim, dim, batch_norm=True)  # g_θ
         self.predictor = mlp(dim, hidden_dim, dim, batch_norm=True)                       # q_θ
-        self.target_encoder = copy.deepcopy(self.encoder)                                 # f_ξ
-        self.target_projector = copy.deepcopy(self.projector)                             # g_ξ
-        for p in (*self.target_encoder.parameters(), *self.target_projector.parameters()):
-            p.requires_grad_(False)
+        self.target_encoder = momentum_copy(self.encoder)                                 # f_ξ
+        self.target_projector = momentum_copy(self.projector)                             # g_ξ
         self.views = [ViewSpec.from_dict(v) for v in (views or BYOL_VIEWS)]
 
     @property

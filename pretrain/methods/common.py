@@ -1,6 +1,8 @@
 """Pieces several methods share: projection MLPs and the EMA (momentum) update."""
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -23,3 +25,11 @@ def momentum_update(online: nn.Module, target: nn.Module, m: float) -> None:
     target_params = list(target.parameters())
     torch._foreach_mul_(target_params, m)
     torch._foreach_add_(target_params, online_params, alpha=1 - m)
+
+
+def momentum_copy(online: nn.Module) -> nn.Module:
+    """The EMA (target / key) twin of ``online``: same initial weights, no gradient."""
+    target = copy.deepcopy(online)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target

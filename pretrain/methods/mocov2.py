@@ -11,8 +11,6 @@ all processes are enqueued, in rank order.
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,7 +18,7 @@ from torch import nn
 from pretrain.data.augment import ViewSpec
 from pretrain.distributed import gather
 from pretrain.losses import info_nce
-from pretrain.methods.common import mlp, momentum_update
+from pretrain.methods.common import mlp, momentum_copy, momentum_update
 from pretrain.models.resnet import build_backbone
 
 
@@ -32,10 +30,8 @@ class MoCoV2(nn.Module):
         self.tau = tau                                      # τ, InfoNCE temperature
         self.encoder_q = build_backbone(arch, stem=stem)    # f_q
         self.head_q = mlp(self.encoder_q.num_features, hidden_dim, dim)  # g_q
-        self.encoder_k = copy.deepcopy(self.encoder_q)      # f_k
-        self.head_k = copy.deepcopy(self.head_q)            # g_k
-        for p in (*self.encoder_k.parameters(), *self.head_k.parameters()):
-            p.requires_grad_(False)
+        self.encoder_k = momentum_copy(self.encoder_q)      # f_k
+        self.head_k = momentum_copy(self.head_q)            # g_k
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         self.views = [ViewSpec.from_dict(view or {})] * 2

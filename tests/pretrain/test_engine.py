@@ -75,3 +75,14 @@ def test_missing_dataset_path_is_named(tmp_path):
                                                             f"train.out_dir={tmp_path / 'run'}"])
     with pytest.raises(Exception, match="nowhere"):
         train(config)
+
+
+def test_byol_smoke_run_exports_backbone(generated, tmp_path):
+    config = load_config(CONFIG_DIR / "byol_smoke.yaml", [
+        f"data.root={generated['cifar10']}", f"train.out_dir={tmp_path / 'byol'}", "optim.batch_size=16",
+        "optim.max_steps=2", "method.hidden_dim=64", "train.quiet=true"])
+    path = train(config)
+    model, meta = ckpt.load_backbone(path)
+    assert meta["method"] == "byol" and meta["arch"] == "resnet18"
+    losses = [float(loss) for _, loss in _losses(tmp_path / "byol")]
+    assert len(losses) == 2 and all(0 <= v <= 8 for v in losses)  # two summed terms, each in [0, 4]

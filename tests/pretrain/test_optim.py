@@ -53,3 +53,20 @@ def test_byol_loss_matches_formula():
     pn, zn = p / p.norm(dim=1, keepdim=True), z / z.norm(dim=1, keepdim=True)
     expected = ((pn - zn) ** 2).sum(1).mean()
     torch.testing.assert_close(byol_loss(p, z), expected)
+
+
+def test_momentum_update_and_copy():
+    from pretrain.methods.common import momentum_copy, momentum_update
+
+    online = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    target = momentum_copy(online)
+    assert all(not p.requires_grad for p in target.parameters())
+    before = [p.detach().clone() for p in target.parameters()]
+    with torch.no_grad():
+        for p in online.parameters():
+            p.add_(1.0)
+        online[1].running_mean.fill_(5.0)
+    momentum_update(online, target, 0.9)
+    for b, t, o in zip(before, target.parameters(), online.parameters()):
+        torch.testing.assert_close(t, 0.9 * b + 0.1 * o)
+    assert torch.all(target[1].running_mean == 0)  # buffers are not averaged
