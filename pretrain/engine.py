@@ -28,6 +28,7 @@ from pretrain.config import dump_config
 from pretrain.optim import build_optimizer
 from pretrain.data.augment import make_views
 from pretrain.data.loading import UInt8Images, batch_loader, epoch_batches, open_dataset
+from pretrain.features import knn_accuracy
 from pretrain.schedules import cosine_with_warmup, momentum_schedule
 
 log = logging.getLogger("pretrain")
@@ -119,6 +120,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
             epoch=at_step // steps_per_epoch, step=at_step, config=config, backbone=payload),
             ckpt_path)
 
+    monitor = _KnnMonitor(config, out) if main_process and config.get("monitor") else None
     g = torch.Generator(device=device)
     every = int(t_cfg.get("checkpoint_every", 0)) or total_steps
     core.train()
@@ -164,6 +166,10 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
             bar.update(1)
             if step % every == 0 or step == total_steps:
                 save_checkpoint(step)
+            if monitor is not None and (step % monitor.every == 0 or step == total_steps):
+                accuracy = monitor(core.backbone, step, str(device))
+                if tensorboard is not None:
+                    tensorboard.add_scalar("monitor/knn_top1", accuracy, step)
     bar.close()
     if tensorboard is not None:
         tensorboard.close()
@@ -181,6 +187,32 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
                                 "reproduces": config.get("reproduces", [])})
     log.info("wrote %s (%d steps, %.0f s)", backbone_path, step, wall)
     return backbone_path
+
+
+class _KnnMonitor:
+    """Weighted-kNN top-1 of the current backbone on a held-out split (``monitor`` config:
+    kind/root default to the training data's; bank_split, query_split, k, temperature,
+    every_steps). Appended to ``monitor.csv``; a monitor, not a result record."""
+
+    def __init__(self, config: dict[str, Any], out: Path):
+        m, d = config["monitor"], config["data"]
+        kind, root = m.get("kind", d["kind"]), m.get("root", d["root"])
+        size = m.get("image_size", d["image_size"])
+        self.bank = UInt8Images(open_dataset(kind, root, m.get("bank_split", "train")), size)
+        self.queries = UInt8Images(open_dataset(kind, root, m.get("query_split", "test")), size)
+        self.k, self.temperature = int(m.get("k", 200)), float(m.get("temperature", 0.1))
+        self.every = int(m.get("every_steps", 100))
+        self.path = out / "monitor.csv"
+
+    def __call__(self, backbone: nn.Module, step: int, device: str) -> float:
+        accuracy = knn_accuracy(backbone, self.bank, self.queries, device, self.k, self.temperature,
+                                progress=False)
+        new = not self.path.exists()
+        with open(self.path, "a") as f:
+            f.write(("step,knn_top1,k,temperature\n" if new else "") +
+                    f"{step},{accuracy:.2f},{self.k},{self.temperature}\n")
+        log.info("step %d: kNN monitor top-1 %.2f%%", step, accuracy)
+        return accuracy
 
 
 def _tensorboard(path: Path, purge_step: int):

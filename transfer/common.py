@@ -1,4 +1,4 @@
-"""What every harness shares: checkpoint loading, feature extraction, common flags."""
+"""What every harness shares: checkpoint loading and common flags."""
 from __future__ import annotations
 
 import argparse
@@ -6,11 +6,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from pretrain.checkpoint import load_backbone
-from pretrain.data.augment import normalize
-from pretrain.data.loading import eval_loader
+from pretrain.features import extract_features  # noqa: F401  (re-exported for the harnesses)
 from pretrain.models.resnet import build_backbone
 
 
@@ -43,16 +41,3 @@ def backbone_from_args(args: argparse.Namespace) -> tuple[nn.Module, str, str | 
         raise SystemExit("give --ckpt (or --random-init --arch ...)")
     model, meta = load_backbone(args.ckpt, arch=args.arch, stem=args.stem)
     return model, args.method or meta.get("method", "unknown"), str(Path(args.ckpt))
-
-
-@torch.no_grad()
-def extract_features(backbone: nn.Module, dataset, device: str, batch_size: int = 256,
-                     workers: int = 0, desc: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
-    """Global-pooled features of every image of a ``UInt8Images`` dataset (eval mode,
-    no augmentation, ImageNet normalisation), and the labels."""
-    backbone.eval().to(device)
-    features, labels = [], []
-    for images, targets in tqdm(eval_loader(dataset, batch_size, workers), desc=desc, unit="batch"):
-        features.append(backbone(normalize(images.to(device))).float())
-        labels.append(targets.to(device))
-    return torch.cat(features), torch.cat(labels)

@@ -86,3 +86,13 @@ def test_byol_smoke_run_exports_backbone(generated, tmp_path):
     assert meta["method"] == "byol" and meta["arch"] == "resnet18"
     losses = [float(loss) for _, loss in _losses(tmp_path / "byol")]
     assert len(losses) == 2 and all(0 <= v <= 8 for v in losses)  # two summed terms, each in [0, 4]
+
+
+def test_knn_monitor_writes_monitor_csv(generated, tmp_path):
+    config = _config(generated, tmp_path / "mon", **{"optim.max_steps": 2, "monitor.every_steps": 1,
+                                                     "monitor.k": 5, "monitor.temperature": 0.07})
+    train(config)
+    with open(tmp_path / "mon" / "monitor.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == ["1", "2"]
+    assert all(0.0 <= float(r["knn_top1"]) <= 100.0 for r in rows) and rows[0]["k"] == "5"
