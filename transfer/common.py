@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from pretrain.checkpoint import load_backbone
-from pretrain.features import extract_features  # noqa: F401  (re-exported for the harnesses)
 from pretrain.models.resnet import build_backbone
 
 

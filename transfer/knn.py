@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from evaluation.knn import top1, weighted_knn_predict
 from evaluation.records import append_record
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, open_dataset
-from transfer.common import add_common_args, backbone_from_args, extract_features
+from pretrain.features import knn_accuracy
+from transfer.common import add_common_args, backbone_from_args
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet"}
 
@@ -42,24 +42,19 @@ def main(argv: list[str] | None = None) -> float:
     start = time.perf_counter()
     backbone, method, ckpt_path = backbone_from_args(args)
     reader_args = {"max_per_class": args.max_per_class} if args.max_per_class else {}
-    splits = {}
-    for split in (args.train_split, args.test_split):
-        reader = open_dataset(args.dataset, args.data, split, **reader_args)
-        splits[split] = extract_features(backbone, UInt8Images(reader, args.image_size), args.device,
-                                         args.batch_size, args.workers, desc=f"{split} features")
-    num_classes = len(reader.classes)
-    (train_x, train_y), (test_x, test_y) = splits[args.train_split], splits[args.test_split]
-    predictions = weighted_knn_predict(train_x, train_y, test_x, num_classes, args.k, args.temperature)
-    accuracy = top1(predictions, test_y)
+    bank, queries = (UInt8Images(open_dataset(args.dataset, args.data, split, **reader_args), args.image_size)
+                     for split in (args.train_split, args.test_split))
+    accuracy = knn_accuracy(backbone, bank, queries, args.device, args.k, args.temperature,
+                            args.batch_size, args.workers)
     dataset = args.dataset_name or DATASET_NAMES.get(args.dataset, args.dataset)
     append_record(method=method, task="knn_cls", dataset=dataset, metric="top1", value=accuracy,
                   scale=args.scale, checkpoint=ckpt_path, device=args.device,
                   wall_time_s=time.perf_counter() - start, runs_dir=args.results,
                   protocol={"k": args.k, "temperature": args.temperature, "image_size": args.image_size,
-                            "train_images": len(train_y), "test_images": len(test_y),
+                            "train_images": len(bank), "test_images": len(queries),
                             "max_per_class": args.max_per_class, "data": str(args.data)})
     print(f"kNN (k={args.k}, T={args.temperature}) top-1 on {dataset} [{args.scale}]: {accuracy:.2f}% "
-          f"({len(test_y)} test / {len(train_y)} bank images, method {method})")
+          f"({len(queries)} test / {len(bank)} bank images, method {method})")
     return accuracy
 
 

@@ -18,7 +18,7 @@ view's geometry. The same code runs on CPU and GPU.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -190,8 +190,8 @@ def make_views(images: torch.Tensor, spec: ViewSpec, g: torch.Generator, total: 
     n = images.shape[0]
     params = sample_params(spec, total or n, images.shape[2], images.shape[3], g, images.device)
     if total is not None:
-        params = ViewParams(*(getattr(params, f)[offset:offset + n] for f in
-                              ("boxes", "flip", "jitter", "jitter_on", "gray", "blur_sigma", "solarize")))
+        params = ViewParams(**{f.name: getattr(params, f.name)[offset:offset + n]
+                               for f in fields(ViewParams) if f.name != "extra"})
     return apply_view(images, params, spec), params
 
 
