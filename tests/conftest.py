@@ -29,3 +29,26 @@ def shared_data():
             pytest.fail(f"CI needs the shared data at {SHARED_DATA}")
         pytest.skip(f"no shared data at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def smoke_checkpoint(tmp_path_factory):
+    """Factory: ``smoke_checkpoint(arch, stem)`` -> path of a suite ``backbone.pth`` holding a
+    seeded randomly initialised backbone (made once per session and arch/stem), for harness
+    smoke runs that need a checkpoint file but not a trained one."""
+    import torch
+
+    from pretrain.checkpoint import save_backbone
+    from pretrain.models.resnet import build_backbone
+
+    folder = tmp_path_factory.mktemp("checkpoints")
+    made: dict[tuple[str, str], Path] = {}
+
+    def make(arch: str = "resnet18", stem: str = "cifar") -> Path:
+        if (arch, stem) not in made:
+            torch.manual_seed(0)
+            made[arch, stem] = save_backbone(folder / f"{arch}_{stem}.pth", build_backbone(arch, stem=stem),
+                                             method="smoke_random")
+        return made[arch, stem]
+
+    return make

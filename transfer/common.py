@@ -21,12 +21,28 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help="stem for --random-init, or a check on --ckpt")
     parser.add_argument("--method", default=None, help="method name for the result record "
                         "(default: the checkpoint's metadata)")
-    parser.add_argument("--scale", choices=["smoke", "reduced", "full"], required=True,
-                        help="how the run relates to the paper's protocol (recorded with every number)")
+    parser.add_argument("--scale", choices=["smoke", "reduced", "full"], default=None,
+                        help="how the run relates to the paper's protocol (recorded with every number); "
+                        "required unless --smoke")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny CI run: the harness's smoke settings, records at scale 'smoke'")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default=None, help="runs folder for result records "
                         "(default: results/runs of the checkout)")
+
+
+def parse_common(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args`` plus the checks every harness shares: ``--smoke`` means scale
+    ``smoke``; without it ``--scale`` must be given."""
+    args = parser.parse_args(argv)
+    if args.smoke:
+        if args.scale not in (None, "smoke"):
+            parser.error(f"--smoke contradicts --scale {args.scale}")
+        args.scale = "smoke"
+    elif args.scale is None:
+        parser.error("say the scale of this run: --scale smoke|reduced|full (or --smoke)")
+    return args
 
 
 def backbone_from_args(args: argparse.Namespace) -> tuple[nn.Module, str, str | None]:

@@ -15,7 +15,7 @@ import time
 from evaluation.records import append_record
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, open_dataset
 from pretrain.features import knn_accuracy
-from transfer.common import add_common_args, backbone_from_args
+from transfer.common import add_common_args, backbone_from_args, parse_common
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet"}
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("-t", "--temperature", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_common(parser, argv)
     if args.scale == "reduced" and args.max_per_class is None:
         parser.error("--scale reduced: say what is reduced (e.g. --max-per-class)")
 
