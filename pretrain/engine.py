@@ -32,7 +32,7 @@ from pretrain.features import knn_accuracy
 from pretrain.schedules import cosine_with_warmup, momentum_schedule
 
 log = logging.getLogger("pretrain")
-METHODS = {"mocov2": "pretrain.methods.mocov2", "byol": "pretrain.methods.byol"}
+METHODS = {name: f"pretrain.methods.{name}" for name in ("mocov2", "byol", "ressl", "cgh")}
 CHECKPOINT = "checkpoint.pth"
 BACKBONE = "backbone.pth"
 
@@ -138,6 +138,8 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
             g.manual_seed(seed * 1_000_003 + step)
             views = [make_views(images, spec, g, total=batch_size, offset=rank * local_batch)[0]
                      for spec in core.views]
+            if hasattr(core, "begin_step"):  # methods that need the step's progress or generator
+                core.begin_step(epoch=step / steps_per_epoch, generator=g)
             if channels_last:
                 views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             with autocast():

@@ -21,3 +21,23 @@ def byol_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """BYOL's regression loss for one direction: mean over the batch of
     ||p/||p|| - z/||z||||^2 = 2 - 2 cos(p, z). (z is the target projection, no gradient.)"""
     return (2 - 2 * F.cosine_similarity(p, z.detach(), dim=1)).mean()
+
+
+def relation_loss(student: torch.Tensor, teacher: torch.Tensor, queue: torch.Tensor,
+                  tau_s: float, tau_t: float, teacher_queue: torch.Tensor | None = None) -> torch.Tensor:
+    """ReSSL's relational consistency H(p², p¹) (its Eq. 3-5).
+
+    student: (N, D) student embeddings z¹ (strong view); teacher: (N, D) teacher embeddings
+    z² (weak view); queue: (K, D) memory of past teacher embeddings; all L2-normalised.
+    p¹ = softmax(z¹·Q/τs), p² = softmax(z²·Q/τt) (the sharper target, no gradient);
+    returns -Σ_k p²_k log p¹_k averaged over the batch. There is no positive logit: the
+    relation is over the memory only.
+
+    ``teacher_queue`` (K, D') lets the target be measured in another embedding space whose
+    memory holds the same K samples in the same order (CGH's cross-context terms); by
+    default it is ``queue``.
+    """
+    teacher_queue = queue if teacher_queue is None else teacher_queue
+    target = F.softmax(teacher.detach() @ teacher_queue.t() / tau_t, dim=1)
+    log_student = F.log_softmax(student @ queue.t() / tau_s, dim=1)
+    return -(target * log_student).sum(dim=1).mean()

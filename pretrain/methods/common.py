@@ -1,10 +1,13 @@
-"""Pieces several methods share: projection MLPs and the EMA (momentum) update."""
+"""Pieces several methods share: projection MLPs, the EMA (momentum) update, the memory queue."""
 from __future__ import annotations
 
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from pretrain.distributed import gather, rank
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False) -> nn.Sequential:
@@ -33,3 +36,88 @@ def momentum_copy(online: nn.Module) -> nn.Module:
     for p in target.parameters():
         p.requires_grad_(False)
     return target
+
+
+class MemoryQueue(nn.Module):
+    """FIFO memory of the last ``size`` embeddings (MoCo's queue, ReSSL's/CGH's memory buffer).
+
+    ``push`` writes the embeddings of every process (all-gathered, in rank order) over the
+    oldest entries, wrapping around the end. Starts as random unit vectors, as MoCo does.
+    """
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.register_buffer("embeddings", F.normalize(torch.randn(size, dim), dim=1))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def push(self, keys: torch.Tensor) -> None:
+        keys = gather(keys.detach())
+        size = self.embeddings.shape[0]
+        idx = (self.ptr + torch.arange(keys.shape[0], device=keys.device)) % size
+        self.embeddings[idx] = keys.to(self.embeddings.dtype)
+        self.ptr.copy_((self.ptr + keys.shape[0]) % size)
+
+    def forward(self) -> torch.Tensor:
+        """The memory as it is now (a copy, so a later push cannot change a loss's inputs)."""
+        return self.embeddings.clone()
+
+
+class SplitBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics are computed over ``splits`` separate groups of
+    the batch (samples i, i+splits, i+2·splits, ... form a group): on one device it behaves
+    like BN on ``splits`` GPUs. Parameters, buffers and state_dict keys are those of
+    BatchNorm2d; running statistics are the mean over the groups. Eval mode is plain BN."""
+
+    def __init__(self, num_features: int, splits: int, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.splits = splits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if not self.training or self.splits == 1:
+            return super().forward(x)
+        if n % self.splits:
+            raise ValueError(f"batch of {n} cannot be split into {self.splits} BN groups")
+        mean = self.running_mean.repeat(self.splits)
+        var = self.running_var.repeat(self.splits)
+        y = F.batch_norm(x.reshape(n // self.splits, c * self.splits, h, w), mean, var,
+                         self.weight.repeat(self.splits), self.bias.repeat(self.splits), True,
+                         self.momentum, self.eps)
+        with torch.no_grad():
+            self.running_mean.copy_(mean.view(self.splits, c).mean(0))
+            self.running_var.copy_(var.view(self.splits, c).mean(0))
+            self.num_batches_tracked += 1
+        return y.view(n, c, h, w)
+
+
+def split_batch_norm(module: nn.Module, splits: int) -> nn.Module:
+    """Replace every BatchNorm2d in ``module`` (in place) by a SplitBatchNorm2d with the same
+    weights and statistics."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, SplitBatchNorm2d):
+            split = SplitBatchNorm2d(child.num_features, splits, eps=child.eps, momentum=child.momentum,
+                                     affine=child.affine, track_running_stats=child.track_running_stats)
+            split.load_state_dict(child.state_dict())
+            split.train(child.training)
+            setattr(module, name, split.to(child.weight.device))
+        else:
+            split_batch_norm(child, splits)
+    return module
+
+
+@torch.no_grad()
+def batch_shuffled(fn, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``fn(x)`` computed on a randomly shuffled global batch and returned in the original
+    order: MoCo's shuffle-BN for a network without gradient. Under DDP the global batch is
+    gathered, permuted (the same permutation on every process: ``generator`` is seeded
+    identically on all of them) and each process runs its slice, so BN statistics mix
+    samples of different processes; on one process the key network's SplitBatchNorm2d
+    groups do the same job."""
+    n = x.shape[0]
+    everything = gather(x)
+    device = generator.device if generator is not None else x.device
+    perm = torch.randperm(everything.shape[0], generator=generator, device=device).to(x.device)
+    mine = slice(rank() * n, (rank() + 1) * n)
+    out = gather(fn(everything[perm[mine]]))
+    return out[torch.argsort(perm)][mine]

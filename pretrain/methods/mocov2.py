@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pretrain.data.augment import ViewSpec
-from pretrain.distributed import gather
 from pretrain.losses import info_nce
-from pretrain.methods.common import mlp, momentum_copy, momentum_update
+from pretrain.methods.common import MemoryQueue, mlp, momentum_copy, momentum_update
 from pretrain.models.resnet import build_backbone
 
 
@@ -32,8 +31,7 @@ class MoCoV2(nn.Module):
         self.head_q = mlp(self.encoder_q.num_features, hidden_dim, dim)  # g_q
         self.encoder_k = momentum_copy(self.encoder_q)      # f_k
         self.head_k = momentum_copy(self.head_q)            # g_k
-        self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim), dim=1))
-        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.queue = MemoryQueue(queue_size, dim)           # negatives
         self.views = [ViewSpec.from_dict(view or {})] * 2
 
     @property
@@ -46,22 +44,13 @@ class MoCoV2(nn.Module):
         momentum_update(self.encoder_q, self.encoder_k, m)
         momentum_update(self.head_q, self.head_k, m)
 
-    @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Replace the oldest entries by the keys of every process (wrapping around)."""
-        keys = gather(keys)
-        n, size = keys.shape[0], self.queue.shape[0]
-        idx = (self.queue_ptr + torch.arange(n, device=keys.device)) % size
-        self.queue[idx] = keys.to(self.queue.dtype)
-        self.queue_ptr.copy_((self.queue_ptr + n) % size)
-
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x_q, x_k = views
         q = F.normalize(self.head_q(self.encoder_q(x_q)), dim=1)
         with torch.no_grad():
             k = F.normalize(self.head_k(self.encoder_k(x_k)), dim=1)
-        loss = info_nce(q.float(), k.float(), self.queue.clone(), self.tau)
-        self.enqueue(k)
+        loss = info_nce(q.float(), k.float(), self.queue(), self.tau)
+        self.queue.push(k)
         return loss, {}
 
 

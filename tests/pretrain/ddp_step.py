@@ -31,7 +31,7 @@ def step(rank: int, world: int):
     loss, _ = ddp(views)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    return grads, model.queue.clone(), int(model.queue_ptr)
+    return grads, model.queue(), int(model.queue.ptr)
 
 
 if __name__ == "__main__":

@@ -96,3 +96,25 @@ def test_knn_monitor_writes_monitor_csv(generated, tmp_path):
         rows = list(csv.DictReader(f))
     assert [r["step"] for r in rows] == ["1", "2"]
     assert all(0.0 <= float(r["knn_top1"]) <= 100.0 for r in rows) and rows[0]["k"] == "5"
+
+
+@pytest.mark.parametrize("name,extra", [
+    ("ressl", ["method.infonce_warmup_epochs=100"]),           # warm-up: alpha grows from 0
+    ("ressl", ["method.bn=shuffle", "method.bn_splits=4", "method.predictor=false"]),
+    ("cgh", ["method.layers=[1,2,3,4]", "method.predictor=true"]),
+    ("ressl", ["views.student_crops=[{size: 32}, {size: 16, scale: [0.05, 0.4]}]"]),  # multi-crop
+])
+def test_ressl_and_cgh_engine_runs(generated, tmp_path, name, extra):
+    out = tmp_path / name
+    config = load_config(CONFIG_DIR / f"{name}_smoke.yaml", [
+        f"data.root={generated['cifar10']}", f"train.out_dir={out}", "optim.batch_size=16",
+        "optim.max_steps=2", "method.hidden_dim=32", "method.dim=16", "method.memory=64",
+        "train.quiet=true", *extra])
+    path = train(config)
+    model, meta = ckpt.load_backbone(path)
+    assert meta["method"] == name
+    with open(out / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(torch.isfinite(torch.tensor(float(r["loss"]))) for r in rows)
+    if "method.infonce_warmup_epochs=100" in extra:  # alpha = step / warmup_steps
+        assert float(rows[0]["alpha"]) == 0.0 and 0 < float(rows[1]["alpha"]) < 0.01

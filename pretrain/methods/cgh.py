@@ -1,0 +1,138 @@
+"""CGH: cross-context learning between global and hypercolumn features (Gao et al., WACV'24),
+built on ReSSL.
+
+    h_g = GAP(E(x))                                     global context
+    h_h = GAP(ReLU(BN(Conv1x1([↓E^l(x) for l in layers]))))   hypercolumn context: stage maps
+                                                        resized to the last map, concatenated
+    z_g = H(h_g),  z_h = H^h(h_h)                       two projectors (2-layer MLPs), L2-normalised
+    student: strong view x1 -> z_g1, z_h1;  teacher (EMA): weak view x2 -> z_g2, z_h2
+    y_g1 = softmax(z_g1·Q/τs),   y_h2 = softmax(z_h2·Q_h/τh)     (Eq. 1, 2)
+    y_h1 = softmax(z_h1·Q_h/τh), y_g2 = softmax(z_g2·Q/τt)       (Eq. 4)
+    L = CE(y_g1, y_h2) + CE(y_h1, y_g2)                           (Eq. 6: the two terms are SUMMED)
+    Q <- FIFO of z_g2,  Q_h <- FIFO of z_h2   (same samples, same order)
+    E_t, H_t, H^h_t <- m · teacher + (1 - m) · student            (Eq. 7)
+
+With ``layers`` = [4] the hypercolumn is the last stage only and the model is ReSSL-like
+(the paper's Table 7 first row). ``predictor`` adds ReSSL's predictor on the student's
+global embedding (CGH-pred). The official code averages the two terms (weights 0.5/0.5) and
+can warm up with InfoNCE; ``reduction: mean`` and ``infonce_warmup_epochs`` select that.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pretrain.data.augment import ViewSpec
+from pretrain.losses import info_nce, relation_loss
+from pretrain.methods.common import MemoryQueue, mlp, momentum_copy, momentum_update
+from pretrain.methods.ressl import STRONG_VIEW, WEAK_VIEW, student_view_specs
+from pretrain.models.resnet import ResNetBackbone, build_backbone
+
+
+class Hypercolumn(nn.Module):
+    """Stage maps C{l+1} for l in ``layers`` (1..4), each average-pooled down to the size of the
+    last one, concatenated, then 1x1 conv + BN + ReLU + global average pooling."""
+
+    def __init__(self, backbone: ResNetBackbone, layers: tuple[int, ...], dim: int):
+        super().__init__()
+        if not layers or any(l not in (1, 2, 3, 4) for l in layers):
+            raise ValueError(f"hypercolumn layers must be a non-empty subset of 1..4, got {layers}")
+        self.stages = [f"C{l + 1}" for l in sorted(layers)]
+        channels = sum(backbone.stage_channels[s] for s in self.stages)
+        self.reduce = nn.Sequential(nn.Conv2d(channels, dim, kernel_size=1, bias=False),
+                                    nn.BatchNorm2d(dim), nn.ReLU(inplace=True))
+
+    def forward(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
+        size = maps["C5"].shape[-2:]
+        x = torch.cat([F.adaptive_avg_pool2d(maps[s], size) for s in self.stages], dim=1)
+        return self.reduce(x).mean(dim=(2, 3))
+
+
+class _Contexts(nn.Module):
+    """Encoder + both context heads: x -> (z_g, z_h), unnormalised."""
+
+    def __init__(self, encoder: ResNetBackbone, layers, hyper_dim: int, hidden_dim: int, dim: int,
+                 head_bn: bool):
+        super().__init__()
+        self.encoder = encoder                                                        # E
+        self.projector = mlp(encoder.num_features, hidden_dim, dim, batch_norm=head_bn)  # H
+        self.hypercolumn = Hypercolumn(encoder, layers, hyper_dim)
+        self.hyper_projector = mlp(hyper_dim, hidden_dim, dim, batch_norm=head_bn)    # H^h
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self.encoder.forward_stages(x)
+        h_g = maps["C5"].mean(dim=(2, 3))
+        return self.projector(h_g), self.hyper_projector(self.hypercolumn(maps))
+
+
+class CGH(nn.Module):
+    def __init__(self, arch: str = "resnet50", stem: str = "imagenet", layers: tuple[int, ...] = (3, 4),
+                 hyper_dim: int | None = None, dim: int = 512, hidden_dim: int = 4096,
+                 head_bn: bool = False, predictor: bool = False, memory: int = 65536,
+                 tau_s: float = 0.1, tau_t: float = 0.04, tau_h: float = 0.08, reduction: str = "sum",
+                 tau_infonce: float = 0.2, infonce_warmup_epochs: float = 0,
+                 teacher_view: dict | None = None, student_views: list[dict] | None = None):
+        super().__init__()
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be 'sum' (paper, Eq. 6) or 'mean', got {reduction!r}")
+        encoder = build_backbone(arch, stem=stem)
+        self.student = _Contexts(encoder, layers, hyper_dim or encoder.num_features, hidden_dim, dim, head_bn)
+        self.predictor = mlp(dim, hidden_dim, dim, batch_norm=head_bn) if predictor else nn.Identity()
+        self.teacher = momentum_copy(self.student)
+        self.memory = MemoryQueue(memory, dim)            # Q, of z_g2
+        self.hyper_memory = MemoryQueue(memory, dim)      # Q_h, of z_h2
+        self.tau_s, self.tau_t, self.tau_h, self.tau_infonce = tau_s, tau_t, tau_h, tau_infonce
+        self.weight = 1.0 if reduction == "sum" else 0.5
+        self.infonce_warmup_epochs = infonce_warmup_epochs
+        self.views = [ViewSpec.from_dict(teacher_view or WEAK_VIEW)] + [
+            ViewSpec.from_dict(v) for v in (student_views or [STRONG_VIEW])]
+        self._epoch = 0.0
+
+    @property
+    def backbone(self) -> nn.Module:
+        return self.student.encoder
+
+    def begin_step(self, epoch: float, generator: torch.Generator | None) -> None:
+        self._epoch = epoch
+
+    @torch.no_grad()
+    def update_momentum(self, m: float) -> None:
+        momentum_update(self.student, self.teacher, m)
+
+    def alpha(self) -> float:
+        if self.infonce_warmup_epochs <= 0:
+            return 1.0
+        return min(1.0, self._epoch / self.infonce_warmup_epochs)
+
+    def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        weak, *strong = views
+        with torch.no_grad():
+            z_g2, z_h2 = (F.normalize(z.float(), dim=1) for z in self.teacher(weak))
+        q, q_h = self.memory(), self.hyper_memory()
+        alpha = self.alpha()
+        l_gh, l_hg, nce = 0.0, 0.0, 0.0
+        for x1 in strong:
+            z_g1, z_h1 = self.student(x1)
+            z_g1 = F.normalize(self.predictor(z_g1).float(), dim=1)
+            z_h1 = F.normalize(z_h1.float(), dim=1)
+            l_gh = l_gh + relation_loss(z_g1, z_h2, q, self.tau_s, self.tau_h, teacher_queue=q_h) / len(strong)
+            l_hg = l_hg + relation_loss(z_h1, z_g2, q_h, self.tau_h, self.tau_t, teacher_queue=q) / len(strong)
+            if alpha < 1:
+                nce = nce + info_nce(z_g1, z_g2, q, self.tau_infonce) / len(strong)
+        loss = alpha * self.weight * (l_gh + l_hg) + (1 - alpha) * nce
+        self.memory.push(z_g2)
+        self.hyper_memory.push(z_h2)
+        return loss, {"L_gh": float(l_gh.detach()), "L_hg": float(l_hg.detach()), "alpha": alpha}
+
+
+def build(config: dict, arch: str, stem: str) -> CGH:
+    m, views = config.get("method", {}), config.get("views", {})
+    return CGH(arch=arch, stem=stem, layers=tuple(m.get("layers", (3, 4))), hyper_dim=m.get("hyper_dim"),
+               dim=m.get("dim", 512), hidden_dim=m.get("hidden_dim", 4096), head_bn=m.get("head_bn", False),
+               predictor=m.get("predictor", False), memory=m.get("memory", 65536),
+               tau_s=m.get("tau_s", 0.1), tau_t=m.get("tau_t", 0.04), tau_h=m.get("tau_h", 0.08),
+               reduction=m.get("reduction", "sum"), tau_infonce=m.get("tau_infonce", 0.2),
+               infonce_warmup_epochs=m.get("infonce_warmup_epochs", 0),
+               teacher_view={**WEAK_VIEW, **views.get("teacher", {})},
+               student_views=student_view_specs(views))

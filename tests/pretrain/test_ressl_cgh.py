@@ -1,0 +1,185 @@
+"""ReSSL and CGH: losses against independent numpy references, hypercolumn shapes, the
+InfoNCE warm-up weight, the memory queue, split/shuffle batch norm, and engine runs."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pretrain.losses import relation_loss
+from pretrain.methods.cgh import CGH
+from pretrain.methods.common import MemoryQueue, SplitBatchNorm2d, batch_shuffled, split_batch_norm
+from pretrain.methods.ressl import ReSSL
+
+
+def _softmax(v):
+    e = np.exp(v - v.max())
+    return e / e.sum()
+
+
+def reference_relation(student, teacher, queue, tau_s, tau_t, teacher_queue=None):
+    """-sum_k p2_k log p1_k per sample (Eq. 3-5 of ReSSL), averaged; float64, one sample at a time."""
+    student, teacher, queue = (np.asarray(t, np.float64) for t in (student, teacher, queue))
+    teacher_queue = queue if teacher_queue is None else np.asarray(teacher_queue, np.float64)
+    losses = []
+    for s, t in zip(student, teacher):
+        p1 = _softmax(queue @ s / tau_s)
+        p2 = _softmax(teacher_queue @ t / tau_t)
+        losses.append(-(p2 * np.log(p1)).sum())
+    return float(np.mean(losses))
+
+
+def _unit(g, *shape):
+    return F.normalize(torch.randn(*shape, generator=g), dim=-1)
+
+
+def test_relation_loss_matches_reference():
+    g = torch.Generator().manual_seed(0)
+    s, t, q, qh = _unit(g, 6, 8), _unit(g, 6, 8), _unit(g, 40, 8), _unit(g, 40, 8)
+    for tau_s, tau_t in ((0.1, 0.04), (0.2, 0.01), (0.1, 0.1)):
+        assert relation_loss(s, t, q, tau_s, tau_t).item() == pytest.approx(
+            reference_relation(s, t, q, tau_s, tau_t), rel=1e-5)
+        assert relation_loss(s, t, q, tau_s, tau_t, teacher_queue=qh).item() == pytest.approx(
+            reference_relation(s, t, q, tau_s, tau_t, qh), rel=1e-5)
+
+
+def test_relation_loss_target_has_no_gradient_and_sharpening_matters():
+    g = torch.Generator().manual_seed(1)
+    s = _unit(g, 4, 8).requires_grad_()
+    t = _unit(g, 4, 8).requires_grad_()
+    q = _unit(g, 30, 8)
+    relation_loss(s, t, q, 0.1, 0.04).backward()
+    assert t.grad is None and s.grad is not None and s.grad.abs().sum() > 0
+    # the loss is minimised (over students) by matching the target: student == teacher and
+    # tau_s == tau_t gives the entropy of the target, a lower bound of the cross-entropy
+    same = relation_loss(t.detach(), t.detach(), q, 0.1, 0.1).item()
+    other = relation_loss(s.detach(), t.detach(), q, 0.1, 0.1).item()
+    assert same < other
+
+
+def _tiny_ressl(**kw):
+    args = dict(arch="resnet18", stem="cifar", dim=16, hidden_dim=32, memory=24, tau_s=0.1, tau_t=0.04,
+                teacher_view={"size": 16, "scale": (0.2, 1.0), "jitter_p": 0, "gray_p": 0, "blur_p": 0},
+                student_views=[{"size": 16, "blur_p": 0}])
+    args.update(kw)
+    return ReSSL(**args)
+
+
+def test_ressl_forward_equals_equations():
+    torch.manual_seed(0)
+    model = _tiny_ressl(predictor=True)
+    memory_before = model.memory().clone()
+    weak, strong = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    loss, logs = model([weak, strong])
+    with torch.no_grad():
+        z1 = F.normalize(model.predictor(model.projector(model.encoder(strong))), dim=1)
+        z2 = F.normalize(model.teacher_projector(model.teacher_encoder(weak)), dim=1)
+    # BN in train mode: recomputing the student gives the same batch statistics
+    assert loss.item() == pytest.approx(reference_relation(z1, z2, memory_before, 0.1, 0.04), rel=1e-4)
+    # the teacher embeddings were pushed into the memory
+    torch.testing.assert_close(model.memory()[:4], z2, rtol=1e-5, atol=1e-6)
+    assert int(model.memory.ptr) == 4 and logs["alpha"] == 1.0
+
+
+def test_infonce_warmup_alpha_is_step_over_warmup_steps():
+    model = _tiny_ressl(infonce_warmup_epochs=2)
+    for epoch, expected in ((0, 0.0), (0.5, 0.25), (1.0, 0.5), (2.0, 1.0), (7.0, 1.0)):
+        model.begin_step(epoch, None)
+        assert model.alpha() == pytest.approx(expected)
+    # during the warm-up the loss is alpha * relation + (1 - alpha) * InfoNCE
+    torch.manual_seed(0)
+    model.begin_step(0.5, None)
+    weak, strong = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    memory = model.memory().clone()
+    loss, logs = model([weak, strong])
+    with torch.no_grad():
+        z1 = F.normalize(model.predictor(model.projector(model.encoder(strong))), dim=1).numpy().astype(np.float64)
+        z2 = F.normalize(model.teacher_projector(model.teacher_encoder(weak)), dim=1).numpy().astype(np.float64)
+    mem = memory.numpy().astype(np.float64)
+    nce = np.mean([-np.log(_softmax(np.concatenate([[a @ b], mem @ a]) / 0.2)[0]) for a, b in zip(z1, z2)])
+    expected = 0.25 * reference_relation(z1, z2, mem, 0.1, 0.04) + 0.75 * nce
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_memory_queue_fifo_and_wrap_around():
+    queue = MemoryQueue(5, 2)
+    batches = [torch.full((2, 2), float(i)) for i in range(1, 5)]  # 8 keys into 5 slots
+    for b in batches:
+        queue.push(b)
+    # slots 0..4 were written by keys 1,1,2,2,3 then 3,4,4 overwrite slots 0,1,2
+    assert queue()[:, 0].tolist() == [3.0, 4.0, 4.0, 2.0, 3.0]
+    assert int(queue.ptr) == 3
+    out = queue()
+    queue.push(torch.zeros(1, 2))
+    assert out[3, 0] == 2.0  # forward() returns a copy, untouched by later pushes
+
+
+def test_split_batch_norm_equals_bn_per_group():
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(3)
+    bn.weight.data.uniform_(0.5, 1.5)
+    bn.bias.data.uniform_(-1, 1)
+    split = SplitBatchNorm2d(3, splits=2)
+    split.load_state_dict(bn.state_dict())
+    x = torch.randn(8, 3, 4, 4)
+    y = split(x)
+    for group in (0, 1):  # samples group, group+2, ... form a group
+        ref = torch.nn.functional.batch_norm(x[group::2], None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+        torch.testing.assert_close(y[group::2], ref, rtol=1e-5, atol=1e-5)
+    # running stats: the mean of the groups' updates
+    means = torch.stack([x[i::2].mean(dim=(0, 2, 3)) for i in (0, 1)])
+    torch.testing.assert_close(split.running_mean, 0.1 * means.mean(0), rtol=1e-5, atol=1e-6)
+    split.eval()
+    bn.load_state_dict(split.state_dict())
+    torch.testing.assert_close(split(x), bn.eval()(x))
+
+
+def test_batch_shuffled_returns_the_original_order_and_changes_bn_groups():
+    torch.manual_seed(0)
+    net = split_batch_norm(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4)), 2)
+    x = torch.randn(8, 3, 2, 2)
+    g = torch.Generator().manual_seed(3)
+    out = batch_shuffled(net, x, g)
+    perm = torch.randperm(8, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out, net(x[perm])[torch.argsort(perm)])
+    assert not torch.allclose(out, net(x))  # different BN groups than unshuffled
+    net.eval()
+    torch.testing.assert_close(batch_shuffled(net, x, g), net(x))  # per-sample fn: identity
+
+
+@pytest.mark.parametrize("arch,stem,size,expected_c5", [
+    ("resnet18", "cifar", 32, 4), ("resnet18", "imagenet", 64, 2), ("resnet50", "imagenet", 224, 7),
+    ("resnet18", "imagenet", 224, 7), ("resnet50", "cifar", 32, 4), ("resnet50", "imagenet", 64, 2)])
+def test_hypercolumn_shapes(arch, stem, size, expected_c5):
+    torch.manual_seed(0)
+    model = CGH(arch=arch, stem=stem, layers=(1, 2, 3, 4), dim=8, hidden_dim=16, memory=8)
+    maps = model.student.encoder.forward_stages(torch.randn(2, 3, size, size))
+    assert maps["C5"].shape[-1] == expected_c5
+    channels = model.student.hypercolumn.reduce[0].in_channels
+    widths = model.student.encoder.stage_channels
+    assert channels == sum(widths.values())
+    h = model.student.hypercolumn(maps)
+    assert h.shape == (2, model.student.encoder.num_features)
+    z_g, z_h = model.student(torch.randn(2, 3, size, size))
+    assert z_g.shape == z_h.shape == (2, 8)
+
+
+def test_cgh_loss_is_the_sum_of_the_two_cross_context_terms():
+    torch.manual_seed(0)
+    model = CGH(arch="resnet18", stem="cifar", layers=(3, 4), dim=8, hidden_dim=16, memory=12,
+                tau_s=0.1, tau_t=0.04, tau_h=0.08)
+    # make the two memories different and informative
+    model.memory.push(_unit(torch.Generator().manual_seed(1), 12, 8))
+    model.hyper_memory.push(_unit(torch.Generator().manual_seed(2), 12, 8))
+    q, qh = model.memory().numpy(), model.hyper_memory().numpy()
+    weak, strong = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    loss, logs = model([weak, strong])
+    with torch.no_grad():
+        zg1, zh1 = (F.normalize(z, dim=1).numpy() for z in model.student(strong))
+        zg2, zh2 = (F.normalize(z, dim=1).numpy() for z in model.teacher(weak))
+    gh = reference_relation(zg1, zh2, q, 0.1, 0.08, teacher_queue=qh)   # CE(y_g1, y_h2)
+    hg = reference_relation(zh1, zg2, qh, 0.08, 0.04, teacher_queue=q)  # CE(y_h1, y_g2)
+    assert logs["L_gh"] == pytest.approx(gh, rel=1e-4) and logs["L_hg"] == pytest.approx(hg, rel=1e-4)
+    assert loss.item() == pytest.approx(gh + hg, rel=1e-4)
+    # both memories received the teacher's embeddings of this batch, in the same slots
+    np.testing.assert_allclose(model.memory()[:4].numpy(), zg2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.hyper_memory()[:4].numpy(), zh2, rtol=1e-5, atol=1e-6)
