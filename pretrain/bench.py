@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     config = apply_overrides({"method": {"name": args.method}, "model": {"arch": args.arch, "stem": args.stem},
-                              "views": {"default": {"size": args.size}}}, args.overrides)
+                              "views": {name: {"size": args.size} for name in ("default", "teacher", "student")}},
+                             args.overrides)
     method = build_method(config).to(device).to(memory_format=torch.channels_last)
     optimizer = build_optimizer(method, {"name": "sgd", "weight_decay": 1e-4}, 0.01)
     step_fn = torch.compile(method) if args.compile else method

@@ -2,7 +2,9 @@
 
 A method is an ``nn.Module`` with ``views`` (a list of ``ViewSpec``), a ``forward(views)``
 returning ``(loss, logs)``, a ``backbone`` property (the network that is exported) and,
-for EMA methods, ``update_momentum(m)``. The engine owns data, augmentation, optimiser,
+for EMA methods, ``update_momentum(m)``; methods that need the training progress or the
+step's random generator (InfoNCE warm-up, shuffle-BN) define ``begin_step(epoch, generator)``.
+The engine owns data, augmentation, optimiser,
 schedules, mixed precision, checkpoints (atomic; exact resume), logging and the final
 backbone export + result record.
 """
@@ -71,6 +73,8 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
     channels_last = t_cfg.get("channels_last", True)  # faster on GPU and on CPU (oneDNN) alike
     if channels_last:
         core = core.to(memory_format=torch.channels_last)
+    if t_cfg.get("compile", False):  # torch.compile in place: state_dict keys stay the same
+        core.compile()
     method = core
     if world > 1:
         method = nn.parallel.DistributedDataParallel(

@@ -12,7 +12,8 @@ built on ReSSL.
     Q <- FIFO of z_g2,  Q_h <- FIFO of z_h2   (same samples, same order)
     E_t, H_t, H^h_t <- m · teacher + (1 - m) · student            (Eq. 7)
 
-With ``layers`` = [4] the hypercolumn is the last stage only and the model is ReSSL-like
+``context: same`` is the Table 5 ablation: each context learns from its own teacher context,
+L = CE(y_g1, y_g2) + CE(y_h1, y_h2). With ``layers`` = [4] the hypercolumn is the last stage only and the model is ReSSL-like
 (the paper's Table 7 first row). ``predictor`` adds ReSSL's predictor on the student's
 global embedding (CGH-pred). The official code averages the two terms (weights 0.5/0.5) and
 can warm up with InfoNCE; ``reduction: mean`` and ``infonce_warmup_epochs`` select that.
@@ -71,11 +72,15 @@ class CGH(nn.Module):
                  hyper_dim: int | None = None, dim: int = 512, hidden_dim: int = 4096,
                  head_bn: bool = False, predictor: bool = False, memory: int = 65536,
                  tau_s: float = 0.1, tau_t: float = 0.04, tau_h: float = 0.08, reduction: str = "sum",
+                 context: str = "cross",
                  tau_infonce: float = 0.2, infonce_warmup_epochs: float = 0,
                  teacher_view: dict | None = None, student_views: list[dict] | None = None):
         super().__init__()
         if reduction not in ("sum", "mean"):
             raise ValueError(f"reduction must be 'sum' (paper, Eq. 6) or 'mean', got {reduction!r}")
+        if context not in ("cross", "same"):
+            raise ValueError(f"context must be 'cross' (CGH) or 'same' (Table 5 ablation), got {context!r}")
+        self.context = context
         encoder = build_backbone(arch, stem=stem)
         self.student = _Contexts(encoder, layers, hyper_dim or encoder.num_features, hidden_dim, dim, head_bn)
         self.predictor = mlp(dim, hidden_dim, dim, batch_norm=head_bn) if predictor else nn.Identity()
@@ -116,8 +121,12 @@ class CGH(nn.Module):
             z_g1, z_h1 = self.student(x1)
             z_g1 = F.normalize(self.predictor(z_g1).float(), dim=1)
             z_h1 = F.normalize(z_h1.float(), dim=1)
-            l_gh = l_gh + relation_loss(z_g1, z_h2, q, self.tau_s, self.tau_h, teacher_queue=q_h) / len(strong)
-            l_hg = l_hg + relation_loss(z_h1, z_g2, q_h, self.tau_h, self.tau_t, teacher_queue=q) / len(strong)
+            if self.context == "cross":
+                l_gh = l_gh + relation_loss(z_g1, z_h2, q, self.tau_s, self.tau_h, teacher_queue=q_h) / len(strong)
+                l_hg = l_hg + relation_loss(z_h1, z_g2, q_h, self.tau_h, self.tau_t, teacher_queue=q) / len(strong)
+            else:  # same-context: y_g1 <- y_g2 and y_h1 <- y_h2 (logged under the same two names)
+                l_gh = l_gh + relation_loss(z_g1, z_g2, q, self.tau_s, self.tau_t) / len(strong)
+                l_hg = l_hg + relation_loss(z_h1, z_h2, q_h, self.tau_h, self.tau_h) / len(strong)
             if alpha < 1:
                 nce = nce + info_nce(z_g1, z_g2, q, self.tau_infonce) / len(strong)
         loss = alpha * self.weight * (l_gh + l_hg) + (1 - alpha) * nce
@@ -132,7 +141,7 @@ def build(config: dict, arch: str, stem: str) -> CGH:
                dim=m.get("dim", 512), hidden_dim=m.get("hidden_dim", 4096), head_bn=m.get("head_bn", False),
                predictor=m.get("predictor", False), memory=m.get("memory", 65536),
                tau_s=m.get("tau_s", 0.1), tau_t=m.get("tau_t", 0.04), tau_h=m.get("tau_h", 0.08),
-               reduction=m.get("reduction", "sum"), tau_infonce=m.get("tau_infonce", 0.2),
+               reduction=m.get("reduction", "sum"), context=m.get("context", "cross"), tau_infonce=m.get("tau_infonce", 0.2),
                infonce_warmup_epochs=m.get("infonce_warmup_epochs", 0),
                teacher_view={**WEAK_VIEW, **views.get("teacher", {})},
                student_views=student_view_specs(views))

@@ -183,3 +183,18 @@ def test_cgh_loss_is_the_sum_of_the_two_cross_context_terms():
     # both memories received the teacher's embeddings of this batch, in the same slots
     np.testing.assert_allclose(model.memory()[:4].numpy(), zg2, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.hyper_memory()[:4].numpy(), zh2, rtol=1e-5, atol=1e-6)
+
+
+def test_cgh_same_context_ablation_uses_each_context_own_target():
+    torch.manual_seed(0)
+    model = CGH(arch="resnet18", stem="cifar", dim=8, hidden_dim=16, memory=12, context="same")
+    model.memory.push(_unit(torch.Generator().manual_seed(1), 12, 8))
+    model.hyper_memory.push(_unit(torch.Generator().manual_seed(2), 12, 8))
+    q, qh = model.memory().numpy(), model.hyper_memory().numpy()
+    weak, strong = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    loss, _ = model([weak, strong])
+    with torch.no_grad():
+        zg1, zh1 = (F.normalize(z, dim=1).numpy() for z in model.student(strong))
+        zg2, zh2 = (F.normalize(z, dim=1).numpy() for z in model.teacher(weak))
+    expected = reference_relation(zg1, zg2, q, 0.1, 0.04) + reference_relation(zh1, zh2, qh, 0.08, 0.08)
+    assert loss.item() == pytest.approx(expected, rel=1e-4)

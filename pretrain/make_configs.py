@@ -1,0 +1,309 @@
+"""Write one YAML per published ReSSL / CGH pretraining run into pretrain/configs/{ressl,cgh}/.
+
+    python -m pretrain.make_configs            # (re)write the folders
+    python -m pretrain.make_configs --check    # exit 1 if a committed file differs
+
+Every run of the seeds' tables (ReSSL Tables 1-8, 13; CGH Tables 1, 2, 5-7) is described once
+here as settings on top of a base recipe; runs with identical settings are ONE config whose
+``reproduces`` lists every published row it stands behind (e.g. ReSSL CIFAR-10 with
+predictor, tau_s 0.1, tau_t 0.04 is Table 1, Table 3 "without warm-up", Table 4 "RRC + flip",
+Table 5 "weak" and Table 6 K=4096 at once). The linear-evaluation rows are reproduced by
+the linear harness run on the exported backbone; the config's ``reproduces`` is carried
+into the backbone file for it.
+
+Facts and the gaps filled (each a config value):
+- Small/medium datasets (ReSSL seed 003 Sec. 4): ResNet-18 with the CIFAR stem, 32 px
+  (CIFAR) / 64 px (STL-10, Tiny-ImageNet), memory 4096 / 16384, m 0.99, SGD momentum 0.9,
+  wd 5e-4, lr 0.06 x bs/256 with 10 linear warm-up epochs then cosine, 200 epochs.
+  NOT stated: batch size (256 used; CGH states 256 "following ReSSL"), projector size
+  (CGH: "following ReSSL, hidden 4096, output 512"), InfoNCE warm-up length (Table 3;
+  10 epochs used, = the lr warm-up), the InfoNCE temperature (0.2, MoCo v2's).
+- Table 4 rows 8-13: the seed's table lost which augmentations they combine, so no config
+  is written for them; rows 2-6 are written as the single augmentation the row most likely
+  is (the published variant names say "likely").
+- ImageNet, TPAMI recipe (Sec. 5.1): LARS, bs 1024, lr 0.6 x bs/256, wd 1e-6, 10 warm-up
+  epochs, memory 65536, m 0.996 -> 1 (cosine), projector/predictor 4096 -> 256 with BN,
+  tau_t 0.03, tau_s 0.1, BYOL-style student view with blur 0.5 / solarize 0.1 and min crop
+  0.14; multi-crop 224/192/160/128/96 px, min/max area (0.14,.117,.095,.073,.05)/(1,.86,.715,.571,.429).
+- ImageNet, NeurIPS recipe (the "*" rows, batch 256; protocols.md): SGD lr 0.05, wd 1e-4
+  (BN and bias excluded), 5 warm-up epochs, memory 131072, m 0.999, shuffle-BN, projector
+  2048 -> 4096 -> 512 without BN, tau_t 0.04, tau_s 0.1, MoCo v2 student view.
+- CGH (seed 000 Sec. 4.1): ReSSL's recipe plus tau_h 0.08, stages 3+4, m 0.999;
+  Tiny-ImageNet/STL-10: 400 epochs, lr 0.06, wd 5e-4, bs 256; ImageNet: 200 epochs, lr 0.05,
+  wd 1e-4, bs 256, memory 131072 (official code), 5 warm-up epochs (official code).
+- Not expressible yet, so not written: the "2 crops; 2x backprop" rows (symmetrised
+  ReSSL), "stronger augmentation" (RandAugment), EfficientNet / MobileNet backbones.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pretrain.config import CONFIG_DIR
+
+SMALL = {  # dataset -> reader kind, root, split, side, memory K, published name
+    "cifar10": dict(kind="cifar10", root="data/cifar-10-batches-py", split="train", size=32, memory=4096,
+                    name="CIFAR-10"),
+    "cifar100": dict(kind="cifar100", root="data/cifar-100-python", split="train", size=32, memory=4096,
+                     name="CIFAR-100"),
+    "stl10": dict(kind="stl10", root="data/stl10_binary", split="train+unlabeled", size=64, memory=16384,
+                  name="STL-10"),
+    "tinyimagenet": dict(kind="tinyimagenet", root="data/tiny-imagenet-200", split="train", size=64,
+                         memory=16384, name="Tiny-ImageNet"),
+}
+# best temperatures of Table 1 (with predictor, tau_s 0.1), used by Tables 3-6
+BEST_TAU_T = {"cifar10": 0.04, "cifar100": 0.03, "stl10": 0.03, "tinyimagenet": 0.03}
+JITTER = [0.4, 0.4, 0.4, 0.1]  # colour distortion strength 0.5
+STRONG = dict(scale=[0.2, 1.0], jitter=JITTER, jitter_p=0.8, gray_p=0.2, blur_p=0.5)
+NO_AUG = dict(scale=[1.0, 1.0], ratio=[1.0, 1.0], flip_p=0.0, jitter_p=0.0, gray_p=0.0, blur_p=0.0)
+TABLE4 = {  # variant -> teacher view (rows 8-13 unrecoverable: not written)
+    "teacher aug=none (resize only)": NO_AUG,
+    "teacher aug=row 2 (likely random resized crop only)": {**NO_AUG, "scale": [0.2, 1.0], "ratio": [0.75, 1.3333]},
+    "teacher aug=row 3 (likely random flip only)": {**NO_AUG, "flip_p": 0.5},
+    "teacher aug=row 4 (likely color jitter only)": {**NO_AUG, "jitter": JITTER, "jitter_p": 0.8},
+    "teacher aug=row 5 (likely grayscale only)": {**NO_AUG, "gray_p": 0.2},
+    "teacher aug=row 6 (likely gaussian blur only)": {**NO_AUG, "blur_p": 0.5},
+    "teacher aug=random resized crop + random flip": {},
+    "teacher aug=all five (RRC, flip, color jitter, grayscale, blur)": STRONG,
+}
+MULTI_CROP_TPAMI = [dict(size=s, scale=[lo, hi]) for s, lo, hi in zip(
+    (224, 192, 160, 128, 96), (0.14, 0.117, 0.095, 0.073, 0.05), (1.0, 0.86, 0.715, 0.571, 0.429))]
+MULTI_CROP_NEURIPS = [dict(size=s, scale=[lo, hi]) for s, lo, hi in zip(
+    (224, 192, 160, 128, 96), (0.2, 0.172, 0.143, 0.114, 0.086), (1.0, 0.86, 0.715, 0.571, 0.429))]
+
+
+def small_base(method: str, dataset: str, epochs: int) -> dict[str, Any]:
+    d = SMALL[dataset]
+    return {
+        "scale": "full",
+        "method": {"name": method, "dim": 512, "hidden_dim": 4096, "head_bn": False, "predictor": True,
+                   "bn": "global", "memory": d["memory"], "tau_s": 0.1, "tau_t": 0.04, "tau_infonce": 0.2,
+                   "infonce_warmup_epochs": 0},
+        "model": {"arch": "resnet18", "stem": "cifar"},
+        "data": {"kind": d["kind"], "name": d["name"], "root": d["root"], "split": d["split"],
+                 "image_size": d["size"], "workers": 8},
+        "views": {"teacher": {"size": d["size"]}, "student": {"size": d["size"], **STRONG}},
+        "optim": {"name": "sgd", "base_lr": 0.06, "lr_reference_batch": 256, "batch_size": 256,
+                  "momentum": 0.9, "weight_decay": 5.0e-4, "exclude_bn_bias": False, "warmup_epochs": 10,
+                  "epochs": epochs},
+        "ema": {"schedule": "constant", "base": 0.99},
+        "train": {"seed": 0, "checkpoint_every": 2000},
+        "monitor": {"k": 200, "temperature": 0.1, "every_steps": 5000, "bank_split": "train",
+                    "query_split": "test" if dataset.startswith("cifar") else "val"},
+    }
+
+
+def imagenet_data() -> dict[str, Any]:
+    return {"kind": "imagefolder", "name": "IN-1K", "root": "data/imagenet", "split": "train",
+            "image_size": 256, "workers": 10}
+
+
+def ressl_tpami(arch: str, epochs: int = 200, multi_crop: bool = False) -> dict[str, Any]:
+    student = dict(size=224, scale=[0.14, 1.0], jitter=[0.4, 0.4, 0.2, 0.1], jitter_p=0.8, gray_p=0.2,
+                   blur_p=0.5, solarize_p=0.1)
+    views = {"teacher": {"size": 224, "scale": [0.14, 1.0]}, "student": student}
+    if multi_crop:
+        views["student_crops"] = MULTI_CROP_TPAMI
+    return {
+        "scale": "full",
+        "method": {"name": "ressl", "dim": 256, "hidden_dim": 4096, "head_bn": True, "predictor": True,
+                   "bn": "global", "memory": 65536, "tau_s": 0.1, "tau_t": 0.03, "tau_infonce": 0.2,
+                   "infonce_warmup_epochs": 10},
+        "model": {"arch": arch, "stem": "imagenet"},
+        "data": imagenet_data(), "views": views,
+        "optim": {"name": "lars", "base_lr": 0.6, "lr_reference_batch": 256, "batch_size": 1024,
+                  "momentum": 0.9, "weight_decay": 1.0e-6, "exclude_bn_bias": True, "warmup_epochs": 10,
+                  "epochs": epochs},
+        "ema": {"schedule": "cosine", "base": 0.996},
+        "train": {"seed": 0, "checkpoint_every": 1000, "sync_bn": True},
+    }
+
+
+def neurips_imagenet(method: str, multi_crop: bool = False) -> dict[str, Any]:
+    views = {"teacher": {"size": 224, "scale": [0.2, 1.0]},
+             "student": {"size": 224, "scale": [0.2, 1.0], "jitter": JITTER, "jitter_p": 0.8, "gray_p": 0.2,
+                         "blur_p": 0.5}}
+    if multi_crop:
+        views["student_crops"] = MULTI_CROP_NEURIPS
+    config = {
+        "scale": "full",
+        "method": {"name": method, "dim": 512, "hidden_dim": 4096, "head_bn": False, "predictor": False,
+                   "memory": 131072, "tau_s": 0.1, "tau_t": 0.04, "tau_infonce": 0.2, "infonce_warmup_epochs": 0},
+        "model": {"arch": "resnet50", "stem": "imagenet"},
+        "data": imagenet_data(), "views": views,
+        "optim": {"name": "sgd", "base_lr": 0.05, "lr_reference_batch": 256, "batch_size": 256,
+                  "momentum": 0.9, "weight_decay": 1.0e-4, "exclude_bn_bias": True, "warmup_epochs": 5,
+                  "epochs": 200},
+        "ema": {"schedule": "constant", "base": 0.999},
+        "train": {"seed": 0, "checkpoint_every": 1000},
+    }
+    if method == "ressl":
+        config["method"].update(bn="shuffle", bn_splits=8)
+    return config
+
+
+def row(paper: str, table: str, method: str, variant: str | None = None, **selectors) -> dict[str, Any]:
+    ref = {"paper": paper, "table": table, "method": method}
+    if variant is not None:
+        ref["variant"] = variant
+    return {**ref, **selectors}
+
+
+def _set(config: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        config = config.setdefault(key, {})
+    config[leaf] = value
+
+
+def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """name -> (config, published rows it reproduces); identical settings merged into one."""
+    out: dict[str, tuple[dict, list]] = {}
+    by_settings: dict[str, list] = {}  # canonical YAML of a config -> its reproduces list
+
+    def add(name: str, config: dict, reproduces: list[dict], **settings) -> None:
+        config = copy.deepcopy(config)
+        for key, value in settings.items():
+            _set(config, key.replace("__", "."), value)
+        key = yaml.safe_dump(config, sort_keys=True)
+        if key in by_settings:
+            refs = by_settings[key]
+            refs.extend(r for r in reproduces if r not in refs)
+            return
+        out[name] = (config, list(reproduces))
+        by_settings[key] = out[name][1]
+
+    for ds, d in SMALL.items():
+        base = small_base("ressl", ds, 200)
+        best = BEST_TAU_T[ds]
+        for tau_s in (0.1, 0.2):
+            for i in range(1, 11):
+                tau_t = round(i / 100, 2)
+                for pred, table, bn in ((True, "Table 1", "global"), (False, "Table 2", "shuffle")):
+                    label = f"{'with' if pred else 'without'} predictor; tau_s={tau_s},tau_t={tau_t:.2f}"
+                    add(f"ressl/{ds}_{'pred' if pred else 'nopred'}_taus{tau_s}_taut{tau_t}", base,
+                        [row("ressl", table, "ReSSL", label, pretrain_data=d["name"])],
+                        method__predictor=pred, method__bn=bn, method__tau_s=tau_s, method__tau_t=tau_t)
+        best_settings = dict(method__tau_t=best)
+        add(f"ressl/{ds}_best", base, [row("ressl", "Table 3", "ReSSL", "without InfoNCE warm-up", pretrain_data=d["name"]),
+                                       row("ressl", "Table 5", "ReSSL", "teacher aug=weak", pretrain_data=d["name"]),
+                                       row("ressl", "Table 4", "ReSSL", "teacher aug=random resized crop + random flip",
+                                           pretrain_data=d["name"]),
+                                       row("ressl", "Table 6", "ReSSL", f"K={d['memory']}", pretrain_data=d["name"])],
+            **best_settings)
+        add(f"ressl/{ds}_infonce_warmup", base,
+            [row("ressl", "Table 3", "ReSSL", "with InfoNCE warm-up", pretrain_data=d["name"])],
+            method__infonce_warmup_epochs=10, **best_settings)
+        add(f"ressl/{ds}_teacher_contrastive", base,
+            [row("ressl", "Table 5", "ReSSL", "teacher aug=contrastive", pretrain_data=d["name"])],
+            views__teacher={"size": d["size"], **STRONG}, **best_settings)
+        for j, (variant, teacher) in enumerate(TABLE4.items(), start=1):
+            add(f"ressl/{ds}_teacher_aug{j}", base, [row("ressl", "Table 4", "ReSSL", variant, pretrain_data=d["name"])],
+                views__teacher={"size": d["size"], **teacher}, **best_settings)
+        for k in (256, 512, 1024, 4096, 8192, 16384, 32768):
+            add(f"ressl/{ds}_memory{k}", base, [row("ressl", "Table 6", "ReSSL", f"K={k}", pretrain_data=d["name"])],
+                method__memory=k, **best_settings)
+
+    # ImageNet, TPAMI recipe
+    add("ressl/imagenet_r50_1crop", ressl_tpami("resnet50"),
+        [row("ressl", "Table 7", "ReSSL", "1 crop; 1x backprop"), row("cgh", "Table 1", "ReSSL-pred", "1x backprop")])
+    add("ressl/imagenet_r50_multicrop", ressl_tpami("resnet50", multi_crop=True),
+        [row("ressl", "Table 8", "ReSSL", "multi-crop")])
+    for arch, label in (("resnet18", "ResNet-18"), ("resnet34", "ResNet-34")):
+        add(f"ressl/imagenet_{arch[6:]}_1crop", ressl_tpami(arch),
+            [row("ressl", "Table 13", "ReSSL", "1 crop", backbone=label)])
+        add(f"ressl/imagenet_{arch[6:]}_multicrop", ressl_tpami(arch, multi_crop=True),
+            [row("ressl", "Table 13", "ReSSL", "multi-crop", backbone=label),
+             row("ressl", "Table 14", "ReSSL", "multi-crop", backbone=label)])
+    # ImageNet, NeurIPS recipe (the '*' rows; CGH's ReSSL baseline)
+    add("ressl/imagenet_r50_neurips", neurips_imagenet("ressl"),
+        [row("ressl", "Table 7", "ReSSL", "1 crop; without predictor and InfoNCE warm-up (marked *); 1x backprop"),
+         row("cgh", "Table 1", "ReSSL", "1x backprop"), row("cgh", "Table 3", "ReSSL"),
+         row("cgh", "Table 4", "ReSSL", "Faster R-CNN R50-C4"), row("cgh", "Table 8", "ReSSL"),
+         row("cgh", "Table 9", "ReSSL", "Mask R-CNN R50-C4; 1x schedule"), row("cgh", "Table 10", "ReSSL")])
+    add("ressl/imagenet_r50_neurips_multicrop", neurips_imagenet("ressl", multi_crop=True),
+        [row("cgh", "Table 2", "ReSSL", "1x backprop; multi-crop"), row("cgh", "Table 3", "ReSSL", "multi-crop")])
+
+    # CGH on Tiny-ImageNet / STL-10 (Tables 5-7)
+    for ds in ("tinyimagenet", "stl10"):
+        d = SMALL[ds]
+        base = small_base("cgh", ds, 400)
+        base["method"].update(predictor=False, layers=[3, 4], tau_h=0.08, reduction="sum", context="cross")
+        base["method"].pop("bn")
+        base["ema"]["base"] = 0.999
+        sel = dict(pretrain_data=d["name"])
+        add(f"cgh/{ds}_cross_context", base,
+            [row("cgh", "Table 5", "CGH", "context=cross-context", **sel), row("cgh", "Table 7", "CGH", "layers=L3+L4", **sel)]
+            + ([row("cgh", "Table 6", "CGH", "tau_h=0.08", **sel)] if ds == "tinyimagenet" else []))
+        add(f"cgh/{ds}_same_context", base, [row("cgh", "Table 5", "CGH", "context=same-context", **sel)],
+            method__context="same")
+        add(f"cgh/{ds}_layers_L4", base,
+            [row("cgh", "Table 5", "CGH", "context=global-context", **sel), row("cgh", "Table 7", "CGH", "layers=L4", **sel)],
+            method__layers=[4])
+        for layers, label in (([1, 4], "L1+L4"), ([2, 4], "L2+L4"), ([1, 2, 3, 4], "L1+L2+L3+L4")):
+            add(f"cgh/{ds}_layers_{label.replace('+', '')}", base,
+                [row("cgh", "Table 7", "CGH", f"layers={label}", **sel)], method__layers=layers)
+        if ds == "tinyimagenet":
+            for tau_h in (0.02, 0.04, 0.06, 0.1):
+                add(f"cgh/{ds}_tau_h{tau_h}", base, [row("cgh", "Table 6", "CGH", f"tau_h={tau_h}", **sel)],
+                    method__tau_h=tau_h)
+    # CGH on ImageNet (Tables 1-4, 8-10)
+    cgh = neurips_imagenet("cgh")
+    cgh["method"].update(layers=[3, 4], tau_h=0.08, reduction="sum", context="cross")
+    add("cgh/imagenet_r50", cgh, [
+        row("cgh", "Table 1", "CGH", "1x backprop"), row("cgh", "Table 3", "CGH"),
+        row("cgh", "Table 4", "CGH", "Faster R-CNN R50-C4"), row("cgh", "Table 8", "CGH"),
+        row("cgh", "Table 8", "CGH", "hypercolumn as linear-classifier input"),
+        row("cgh", "Table 9", "CGH", "Mask R-CNN R50-C4; 1x schedule"), row("cgh", "Table 10", "CGH")])
+    add("cgh/imagenet_r50_pred", cgh, [row("cgh", "Table 1", "CGH-pred", "1x backprop")], method__predictor=True)
+    multi = neurips_imagenet("cgh", multi_crop=True)
+    multi["method"].update(layers=[3, 4], tau_h=0.08, reduction="sum", context="cross")
+    add("cgh/imagenet_r50_multicrop", multi, [
+        row("cgh", "Table 3", "CGH", "multi-crop"), row("cgh", "Table 4", "CGH", "multi-crop; Faster R-CNN R50-C4"),
+        row("cgh", "Table 9", "CGH", "multi-crop; Mask R-CNN R50-C4; 1x schedule")])
+    for epochs in (200, 400):
+        multi = neurips_imagenet("cgh", multi_crop=True)
+        multi["method"].update(layers=[3, 4], tau_h=0.08, reduction="sum", context="cross", predictor=True)
+        add(f"cgh/imagenet_r50_pred_multicrop_{epochs}ep", multi,
+            [row("cgh", "Table 2", "CGH-pred", "1x backprop; multi-crop", epochs=epochs)], optim__epochs=epochs)
+    return out
+
+
+def render(name: str, config: dict[str, Any], reproduces: list[dict[str, Any]]) -> str:
+    config = copy.deepcopy(config)
+    config = {"name": name.replace("/", "_"), "scale": config.pop("scale"), "reproduces": reproduces, **config}
+    config.setdefault("train", {})["out_dir"] = f"runs/{name}"
+    header = (f"# {name}: generated by `python -m pretrain.make_configs` (edit that file, not this one).\n"
+              f"# Facts, and the gaps filled where the seeds are silent: see pretrain/make_configs.py.\n")
+    return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only compare with the committed files")
+    parser.add_argument("--out", default=str(CONFIG_DIR), help="configs folder (default: pretrain/configs)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    files = {out / f"{name}.yaml": render(name, c, r) for name, (c, r) in runs().items()}
+    stale = [p for folder in ("ressl", "cgh") for p in sorted((out / folder).glob("*.yaml")) if p not in files]
+    differ = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+    if args.check:
+        for p in differ + stale:
+            print(f"out of date: {p}")
+        return 1 if differ or stale else 0
+    for p in stale:
+        p.unlink()
+    for p, text in files.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    print(f"wrote {len(files)} configs under {out}/{{ressl,cgh}} ({len(differ)} changed, {len(stale)} removed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
