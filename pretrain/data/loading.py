@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-DATASET_KINDS = ("imagefolder", "cifar10", "cifar100", "tinyimagenet")
+DATASET_KINDS = ("imagefolder", "cifar10", "cifar100", "tinyimagenet", "stl10")
 
 
 def open_dataset(kind: str, root: str | Path, split: str = "train", **kwargs: Any):
@@ -30,6 +30,8 @@ def open_dataset(kind: str, root: str | Path, split: str = "train", **kwargs: An
         return readers.CIFAR(root, name=kind, train=split == "train", **kwargs)
     if kind == "tinyimagenet":
         return readers.TinyImageNet(root, split=split, **kwargs)
+    if kind == "stl10":
+        return readers.STL10(root, split=split, **kwargs)
     raise ValueError(f"unknown dataset kind {kind!r}; expected one of {DATASET_KINDS}")
 
 

@@ -295,7 +295,9 @@ class ImageFolder(_ClassificationDataset):
     """``root/<split>/<class>/<image>``; ``root`` is a directory or a zip (maybe with one top-level folder).
 
     ``split=None`` means the class folders sit directly in ``root``. ``max_per_class`` keeps the
-    first N images of each class in sorted order. ``samples`` holds (name relative to root, label).
+    first N images of each class in sorted order. ``classes`` restricts the dataset to a class
+    list (e.g. ImageNet-100): a list of folder names or the path of a file with one per line;
+    labels follow the list's sorted order. ``samples`` holds (name relative to root, label).
     """
 
     def __init__(
@@ -304,6 +306,7 @@ class ImageFolder(_ClassificationDataset):
         split: str | None = "train",
         transform: Transform | None = None,
         max_per_class: int | None = None,
+        classes: Sequence[str] | PathLike | None = None,
     ) -> None:
         self._tree = _Tree(root)
         self.root = self._tree.root
@@ -313,6 +316,13 @@ class ImageFolder(_ClassificationDataset):
         self.classes = self._tree.subdirs(base)
         if not self.classes:
             raise DatasetError(f"no class folders in {self._tree.describe(base)}")
+        if classes is not None:
+            wanted = _read_lines(Path(classes), "class list") if isinstance(classes, (str, Path)) else list(classes)
+            missing = sorted(set(wanted) - set(self.classes))
+            if missing:
+                raise DatasetError(f"class list names {len(missing)} folders absent from "
+                                   f"{self._tree.describe(base)}: {', '.join(missing[:10])}")
+            self.classes = sorted(set(wanted))
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.samples = []
         for name in self.classes:
@@ -462,6 +472,63 @@ class CIFAR:
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         image = Image.fromarray(self.data[index])
+        return (self.transform(image) if self.transform else image), self.targets[index]
+
+
+STL10_SIDE = 96
+
+
+class STL10:
+    """STL-10 from its binary release ``stl10_binary/`` (``{train,test,unlabeled}_X.bin``,
+    ``{train,test}_y.bin``, ``class_names.txt``): each image is 3 x 96 x 96 uint8 stored
+    column-major; labels are 1..10 on disk, 0..9 here, and -1 for the unlabeled split.
+    ``split`` is ``train``, ``test``, ``unlabeled`` or ``train+unlabeled`` (SSL pretraining).
+    The image files are memory-mapped, so the 2.7 GB unlabeled set is not read into memory.
+    """
+
+    def __init__(self, root: PathLike, split: str = "train", transform: Transform | None = None) -> None:
+        root = Path(root)
+        if not root.exists():
+            raise DatasetError(f"dataset root not found: {root}")
+        self.root = root / "stl10_binary" if (root / "stl10_binary").is_dir() else root
+        parts = split.split("+")
+        if not parts or any(p not in ("train", "test", "unlabeled") for p in parts):
+            raise ValueError(f"STL-10 split must be train, test, unlabeled or train+unlabeled, got {split!r}")
+        self.transform = transform
+        self._images, self.targets = [], []
+        for part in parts:
+            path = self.root / f"{part}_X.bin"
+            if not path.is_file():
+                raise DatasetError(f"STL-10 file missing: {path}")
+            size = path.stat().st_size
+            if size % (3 * STL10_SIDE * STL10_SIDE):
+                raise DatasetError(f"{path}: {size} bytes is not a whole number of 3x96x96 images")
+            images = np.memmap(path, dtype=np.uint8, mode="r").reshape(-1, 3, STL10_SIDE, STL10_SIDE)
+            if part == "unlabeled":
+                labels = [-1] * len(images)
+            else:
+                label_path = self.root / f"{part}_y.bin"
+                if not label_path.is_file():
+                    raise DatasetError(f"STL-10 file missing: {label_path}")
+                labels = [int(v) - 1 for v in np.fromfile(label_path, dtype=np.uint8)]
+                if len(labels) != len(images) or min(labels) < 0 or max(labels) > 9:
+                    raise DatasetError(f"{label_path}: {len(labels)} labels in 1..10 expected for "
+                                       f"{len(images)} images")
+            self._images.append(images)
+            self.targets += labels
+        names = self.root / "class_names.txt"
+        self.classes = _read_lines(names, "STL-10 class names") if names.is_file() else [str(i) for i in range(10)]
+        self._offsets = np.cumsum([0] + [len(a) for a in self._images])
+        if not len(self.targets):
+            raise DatasetError(f"empty dataset: {self.root} ({split})")
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        part = int(np.searchsorted(self._offsets, index, side="right")) - 1
+        chw = self._images[part][index - self._offsets[part]]
+        image = Image.fromarray(np.ascontiguousarray(chw.transpose(2, 1, 0)))  # column-major -> HWC
         return (self.transform(image) if self.transform else image), self.targets[index]
 
 
