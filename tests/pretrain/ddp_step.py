@@ -1,4 +1,5 @@
-"""One MoCo v2 step under torchrun (launched by test_distributed.py); writes grads and queue."""
+"""One MoCo v2 or ReSSL (shuffle-BN) step under torchrun (launched by test_distributed.py);
+writes grads and the queue/memory."""
 import os
 import sys
 
@@ -7,6 +8,7 @@ import torch
 from pretrain import distributed
 from pretrain.data.augment import make_views
 from pretrain.methods.mocov2 import MoCoV2
+from pretrain.methods.ressl import ReSSL
 
 BATCH, SIZE = 8, 32
 
@@ -16,10 +18,19 @@ def batch():
     return torch.randint(0, 256, (BATCH, 3, SIZE, SIZE), generator=g, dtype=torch.uint8)
 
 
-def step(rank: int, world: int):
-    """One MoCo step on this process's share of the batch; returns grads and queue."""
+def build(method: str):
+    if method == "mocov2":
+        return MoCoV2("resnet18", stem="cifar", dim=16, hidden_dim=32, queue_size=24, view={"size": SIZE})
+    # ReSSL with shuffle-BN: the teacher runs on a batch shuffled across the processes
+    return ReSSL("resnet18", stem="cifar", dim=16, hidden_dim=32, memory=24, bn="shuffle", bn_splits=1,
+                 predictor=False, infonce_warmup_epochs=1, teacher_view={"size": SIZE},
+                 student_views=[{"size": SIZE}])
+
+
+def step(rank: int, world: int, method: str = "mocov2"):
+    """One step on this process's share of the batch; returns grads, queue and its pointer."""
     torch.manual_seed(0)
-    model = MoCoV2("resnet18", stem="cifar", dim=16, hidden_dim=32, queue_size=24, view={"size": SIZE})
+    model = build(method)
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
@@ -28,14 +39,17 @@ def step(rank: int, world: int):
     images = batch()[rank * local:(rank + 1) * local]
     g = torch.Generator().manual_seed(7)
     views = [make_views(images, spec, g, total=BATCH, offset=rank * local)[0] for spec in model.views]
+    if hasattr(model, "begin_step"):
+        model.begin_step(0.5, g)  # mid warm-up: both the relation loss and InfoNCE contribute
     loss, _ = ddp(views)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    return grads, model.queue(), int(model.queue.ptr)
+    queue = model.queue if method == "mocov2" else model.memory
+    return grads, queue(), int(queue.ptr)
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
     rank, world, _ = distributed.setup()
-    torch.save(step(rank, world), os.path.join(sys.argv[1], f"rank{rank}.pt"))
+    torch.save(step(rank, world, sys.argv[2]), os.path.join(sys.argv[1], f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()

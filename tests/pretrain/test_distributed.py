@@ -1,11 +1,13 @@
 """Two CPU processes (gloo, launched with torchrun) give the same gradients and queue as
-one process with the full batch. Batch-norm layers are put in eval mode: with
+one process with the full batch, for MoCo v2's queue and for ReSSL's memory with the
+teacher's batch shuffled across processes (shuffle-BN). Batch-norm layers are put in eval mode: with
 per-process BN statistics the two set-ups differ by design (SyncBN is GPU-only)."""
 import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 WORKER = Path(__file__).with_name("ddp_step.py")
@@ -18,12 +20,13 @@ def _load_worker():
     return module
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("method", ["mocov2", "ressl_shuffle_bn"])
+def test_two_gloo_processes_match_one_process(tmp_path, method):
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          str(WORKER), str(tmp_path)], capture_output=True, text=True, timeout=300)
+                          str(WORKER), str(tmp_path), method], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     worker = _load_worker()
-    ref_grads, ref_queue, ref_ptr = worker.step(0, 1)
+    ref_grads, ref_queue, ref_ptr = worker.step(0, 1, method)
     for rank in range(2):
         grads, queue, ptr = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         assert grads.keys() == ref_grads.keys() and len(grads) > 0
