@@ -6,8 +6,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from pretrain.checkpoint import load_backbone
+from pretrain.data.loading import UInt8Images
 from pretrain.models.resnet import build_backbone
 
 
@@ -56,3 +58,23 @@ def backbone_from_args(args: argparse.Namespace) -> tuple[nn.Module, str, str | 
         raise SystemExit("give --ckpt (or --random-init --arch ...)")
     model, meta = load_backbone(args.ckpt, arch=args.arch, stem=args.stem)
     return model, args.method or meta.get("method", "unknown"), str(Path(args.ckpt))
+
+
+class ResizeCenterCrop(Dataset):
+    """(uint8 CHW tensor, label) of a reader's (PIL image, label) items: shorter side resized
+    to ``resize`` (bicubic), then the central ``crop`` x ``crop`` -- torchvision's
+    Resize(resize) + CenterCrop(crop), the evaluation transform of the linear/SVM protocols."""
+
+    def __init__(self, reader, resize: int, crop: int):
+        if crop > resize:
+            raise ValueError(f"centre crop {crop} is larger than the resize side {resize}")
+        self.images, self.crop = UInt8Images(reader, resize), crop
+        self.offset = (resize - crop) // 2
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, label = self.images[index]
+        o, c = self.offset, self.crop
+        return image[:, o:o + c, o:o + c], label
