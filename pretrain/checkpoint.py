@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from evaluation.provenance import atomic_writer, git_commit
+from pretrain.importers import LayoutError, import_backbone_state, load_weights_pickle
 from pretrain.models.resnet import ResNetBackbone, build_backbone
 
 TRAIN_FORMAT = "ssl-repro/train"
@@ -106,10 +107,20 @@ def save_backbone(path: str | os.PathLike, backbone: ResNetBackbone, **meta) -> 
 def read_backbone(path: str | os.PathLike) -> dict[str, Any]:
     """The backbone payload of any checkpoint the suite can import.
 
-    Accepts the suite's backbone files and training checkpoints, and a bare torchvision
-    ResNet ``state_dict`` (arch inferred from its keys, ``fc.*`` dropped).
+    Accepts the suite's backbone files and training checkpoints, and the official layouts
+    of ``pretrain.importers`` (bare torchvision/timm ResNet state_dicts, MoCo v1/v2/v3,
+    BYOL, DINO, detectron2 ``.pkl``): arch and stem inferred from the keys, heads dropped
+    by name and listed in ``payload["imported"]``.
     """
-    obj = load(path)
+    if Path(path).suffix == ".pkl":
+        if not Path(path).is_file():
+            raise CheckpointError(f"checkpoint not found: {path}")
+        try:
+            obj = load_weights_pickle(path)
+        except (pickle.UnpicklingError, LayoutError, EOFError) as err:
+            raise CheckpointError(f"cannot read weights pickle {path}: {err}") from err
+    else:
+        obj = load(path)
     fmt = obj.get("format")
     if fmt == BACKBONE_FORMAT:
         payload = obj
@@ -117,11 +128,15 @@ def read_backbone(path: str | os.PathLike) -> dict[str, Any]:
         if "backbone" not in obj:
             raise CheckpointError(f"training checkpoint {path} has no 'backbone' entry")
         payload = obj["backbone"]
-    elif fmt is None and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        state = {k: v for k, v in obj.items() if not k.startswith("fc.")}
+    elif fmt is None:
+        try:
+            state, info = import_backbone_state(obj)
+        except LayoutError as err:
+            raise CheckpointError(f"{path}: {err}") from err
         payload = {"format": BACKBONE_FORMAT, "version": VERSION, "arch": _infer_arch(state, path),
                    "stem": "cifar" if state["conv1.weight"].shape[-1] == 3 else "imagenet",
-                   "method": "torchvision", "source_run": str(path), "state_dict": state}
+                   "method": info["layout"], "source_run": str(path), "imported": info,
+                   "state_dict": state}
     else:
         raise CheckpointError(f"{path}: unrecognised checkpoint layout (format={fmt!r}, "
                               f"top-level keys {sorted(obj)[:12]})")
