@@ -15,14 +15,13 @@ import torch
 
 from pretrain.data.augment import ViewSpec, make_views
 
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+device = torch.device(parser.parse_args().device)
 try:
     import kornia.augmentation as K
 except ImportError:
     sys.exit("this benchmark needs kornia: pip install kornia")
-
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-device = torch.device(parser.parse_args().device)
 
 torch.manual_seed(0)
 

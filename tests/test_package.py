@@ -49,7 +49,28 @@ def test_third_party_stack_imports():
     assert callable(nms)
 
 
-SCRIPTS = [["transfer/knn.py"], ["-m", "pretrain"], ["-m", "pretrain.bench"], ["-m", "pretrain.data.synthetic"], ["-m", "evaluation.collector"]]
+SCRIPTS = [
+    ["transfer/knn.py"],
+    ["transfer/coco_det.py"],
+    ["transfer/voc_det.py"],
+    ["transfer/convert_detectron2.py"],
+    ["transfer/convert_mmseg.py"],
+    ["transfer/voc_seg.py"],
+    ["transfer/cityscapes_seg.py"],
+    ["transfer/linear.py"],
+    ["transfer/semisup.py"],
+    ["transfer/lowshot_svm.py"],
+    ["-m", "pretrain"],
+    ["-m", "pretrain.bench"],
+    ["-m", "pretrain.data.synthetic"],
+    ["-m", "evaluation.collector"],
+    ["transfer/lbfgs_transfer.py"],
+    ["benchmarks/lbfgs.py"],
+    ["-m", "pretrain.data.synthetic_transfer"],
+    ["-m", "pretrain.submit"],
+    ["-m", "pretrain.make_configs"],
+    ["benchmarks/augment_kornia.py"],
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s[-1])

@@ -19,8 +19,9 @@ DATASET_KINDS = ("imagefolder", "cifar10", "cifar100", "tinyimagenet", "stl10")
 
 
 def open_dataset(kind: str, root: str | Path, split: str = "train", **kwargs: Any):
-    """The suite's reader for a classification dataset in its original layout."""
-    from pretrain.data import readers
+    """The suite's reader for a classification dataset in its original layout (also the
+    linear-transfer datasets of ``pretrain.data.transfer_readers.READERS``)."""
+    from pretrain.data import readers, transfer_readers
 
     if kind == "imagefolder":
         return readers.ImageFolder(root, split=split, **kwargs)
@@ -32,7 +33,10 @@ def open_dataset(kind: str, root: str | Path, split: str = "train", **kwargs: An
         return readers.TinyImageNet(root, split=split, **kwargs)
     if kind == "stl10":
         return readers.STL10(root, split=split, **kwargs)
-    raise ValueError(f"unknown dataset kind {kind!r}; expected one of {DATASET_KINDS}")
+    if kind in transfer_readers.READERS:
+        return transfer_readers.READERS[kind](root, split=split, **kwargs)
+    raise ValueError(f"unknown dataset kind {kind!r}; expected one of "
+                     f"{DATASET_KINDS + tuple(transfer_readers.READERS)}")
 
 
 class UInt8Images(Dataset):
