@@ -31,13 +31,16 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--image-size", type=int, required=True, help="side the images are fed at")
     parser.add_argument("--max-per-class", type=int, default=None,
                         help="subset: first N images per class of each split (ImageFolder layouts)")
+    parser.add_argument("--reduced", default=None, metavar="TEXT",
+                        help="what makes this run 'reduced' when it is not --max-per-class "
+                        "(e.g. 'Tiny-ImageNet 10-class subset'); recorded in the protocol")
     parser.add_argument("-k", "--k", type=int, default=200)
     parser.add_argument("-t", "--temperature", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=0)
     args = parse_common(parser, argv)
-    if args.scale == "reduced" and args.max_per_class is None:
-        parser.error("--scale reduced: say what is reduced (e.g. --max-per-class)")
+    if args.scale == "reduced" and args.max_per_class is None and not args.reduced:
+        parser.error("--scale reduced: say what is reduced (--max-per-class or --reduced TEXT)")
 
     start = time.perf_counter()
     backbone, method, ckpt_path = backbone_from_args(args)
@@ -52,7 +55,8 @@ def main(argv: list[str] | None = None) -> float:
                   wall_time_s=time.perf_counter() - start, runs_dir=args.results,
                   protocol={"k": args.k, "temperature": args.temperature, "image_size": args.image_size,
                             "train_images": len(bank), "test_images": len(queries),
-                            "max_per_class": args.max_per_class, "data": str(args.data)})
+                            "max_per_class": args.max_per_class, "data": str(args.data),
+                            **({"reduced": args.reduced} if args.reduced else {})})
     print(f"kNN (k={args.k}, T={args.temperature}) top-1 on {dataset} [{args.scale}]: {accuracy:.2f}% "
           f"({len(queries)} test / {len(bank)} bank images, method {method})")
     return accuracy

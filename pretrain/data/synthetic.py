@@ -297,21 +297,24 @@ def _bilinear_weights(n_out: int, n_in: int) -> np.ndarray:
 
 
 def make_background(
-    rng: np.random.Generator, height: int, width: int, color: Sequence[float] | None = None
+    rng: np.random.Generator, height: int, width: int, color: Sequence[float] | None = None,
+    blotches: bool = True,
 ) -> np.ndarray:
-    """Random-coloured background: base colour + smooth colour blotches + pixel noise.
+    """Random-coloured background: base colour + smooth colour blotches (optional) + pixel noise.
 
     Deliberately no periodic texture: a grating of random orientation survives crops,
     colour jitter and grayscale, so instance discrimination could match backgrounds
     instead of learning the objects' shapes.
     """
     base = np.asarray(color if color is not None else random_color(rng, value=(0.25, 0.95)), dtype=float)
+    noise = rng.normal(0, 12, size=(height, width, 3))
+    if not blotches:
+        return np.clip(base + noise, 0, 255).astype(np.uint8)
     grid = int(rng.integers(3, 7))
     blotches = rng.normal(0, 30, size=(grid, grid, 3))
     field = (
         _bilinear_weights(height, grid) @ blotches.transpose(2, 0, 1) @ _bilinear_weights(width, grid).T
     ).transpose(1, 2, 0)
-    noise = rng.normal(0, 12, size=(height, width, 3))
     return np.clip(base + field + noise, 0, 255).astype(np.uint8)
 
 
@@ -557,10 +560,12 @@ class _Progress:
 def render_classification(
     rng: np.random.Generator, shape: int, size: int, hue: tuple[float, float] = (0.0, 1.0)
 ) -> np.ndarray:
-    """One shape, 30-75% of the side across, at a random position in a ``size`` px image (drawn
-    at SUPERSAMPLE x, then reduced). Position, size, colour and the background are nuisances."""
+    """One shape, 30-75% of the side across, at a random position on a plain noisy background of
+    random colour, in a ``size`` px image (drawn at SUPERSAMPLE x, then reduced). Position, size
+    and colours are nuisances (../shared/MEASURED.md: on such images a few CPU minutes of
+    contrastive pretraining beat random init)."""
     side = size * SUPERSAMPLE
-    background = make_background(rng, side, side)
+    background = make_background(rng, side, side, blotches=False)
     objects = place_objects(rng, background, [shape], (0.3 * side, 0.75 * side), hue=hue, tries=100)
     assert objects, "a single object always fits"
     scene = render_scene(background, objects, rng)

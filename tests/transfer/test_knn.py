@@ -31,3 +31,15 @@ def test_weighted_knn_matches_brute_force():
         assert np.array_equal(ours.numpy(), brute_force_knn(train, train_y, test, 5, k, t)), (k, t)
     acc = top1(ours, torch.tensor(test_y))
     assert 40 < acc <= 100  # clustered data: far above the 20% chance level
+
+
+def test_knn_harness_smoke_writes_a_record(generated, smoke_checkpoint):
+    from evaluation.records import read_records
+    from transfer import knn
+
+    accuracy = knn.main(["--smoke", "--ckpt", str(smoke_checkpoint("resnet18", "cifar")), "--dataset", "cifar10",
+                         "--data", str(generated["cifar10"]), "--image-size", "32", "-k", "20", "-t", "0.07"])
+    records = [r for r in read_records() if r.task == "knn_cls"]
+    assert len(records) == 1 and records[0].scale == "smoke" and records[0].value == accuracy
+    assert records[0].method == "smoke_random" and records[0].protocol["k"] == 20
+    assert 0 <= accuracy <= 100
