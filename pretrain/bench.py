@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     def train_step():
         views = [make_views(images, spec, g)[0].contiguous(memory_format=torch.channels_last) for spec in method.views]
+        if hasattr(method, "begin_step"):
+            method.begin_step(0.0, g)
         with autocast():
             loss, _ = step_fn(views)
         optimizer.zero_grad(set_to_none=True)

@@ -26,7 +26,7 @@ from torch import nn
 
 from pretrain.data.augment import ViewSpec
 from pretrain.losses import info_nce, relation_loss
-from pretrain.methods.common import MemoryQueue, mlp, momentum_copy, momentum_update
+from pretrain.methods.common import InfoNCEWarmup, MemoryQueue, mlp, momentum_copy, momentum_update
 from pretrain.methods.ressl import STRONG_VIEW, WEAK_VIEW, student_view_specs
 from pretrain.models.resnet import ResNetBackbone, build_backbone
 
@@ -67,7 +67,7 @@ class _Contexts(nn.Module):
         return self.projector(h_g), self.hyper_projector(self.hypercolumn(maps))
 
 
-class CGH(nn.Module):
+class CGH(InfoNCEWarmup, nn.Module):
     def __init__(self, arch: str = "resnet50", stem: str = "imagenet", layers: tuple[int, ...] = (3, 4),
                  hyper_dim: int | None = None, dim: int = 512, hidden_dim: int = 4096,
                  head_bn: bool = False, predictor: bool = False, memory: int = 65536,
@@ -92,23 +92,14 @@ class CGH(nn.Module):
         self.infonce_warmup_epochs = infonce_warmup_epochs
         self.views = [ViewSpec.from_dict(teacher_view or WEAK_VIEW)] + [
             ViewSpec.from_dict(v) for v in (student_views or [STRONG_VIEW])]
-        self._epoch = 0.0
 
     @property
     def backbone(self) -> nn.Module:
         return self.student.encoder
 
-    def begin_step(self, epoch: float, generator: torch.Generator | None) -> None:
-        self._epoch = epoch
-
     @torch.no_grad()
     def update_momentum(self, m: float) -> None:
         momentum_update(self.student, self.teacher, m)
-
-    def alpha(self) -> float:
-        if self.infonce_warmup_epochs <= 0:
-            return 1.0
-        return min(1.0, self._epoch / self.infonce_warmup_epochs)
 
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         weak, *strong = views

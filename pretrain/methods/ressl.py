@@ -26,8 +26,8 @@ from torch import nn
 
 from pretrain.data.augment import ViewSpec
 from pretrain.losses import info_nce, relation_loss
-from pretrain.methods.common import (MemoryQueue, batch_shuffled, mlp, momentum_copy, momentum_update,
-                                     split_batch_norm)
+from pretrain.methods.common import (InfoNCEWarmup, MemoryQueue, batch_shuffled, mlp, momentum_copy,
+                                     momentum_update, split_batch_norm)
 from pretrain.models.resnet import build_backbone
 
 # Seed 003, Sec. 4 (small/medium datasets): RRC scale (0.2, 1), colour distortion strength 0.5
@@ -37,7 +37,7 @@ STRONG_VIEW = dict(scale=(0.2, 1.0), jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8, 
 WEAK_VIEW = dict(scale=(0.2, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)
 
 
-class ReSSL(nn.Module):
+class ReSSL(InfoNCEWarmup, nn.Module):
     def __init__(self, arch: str = "resnet50", stem: str = "imagenet", dim: int = 512,
                  hidden_dim: int = 4096, head_bn: bool = False, predictor: bool = True,
                  memory: int = 65536, tau_s: float = 0.1, tau_t: float = 0.04,
@@ -60,27 +60,15 @@ class ReSSL(nn.Module):
         self.shuffle_bn = bn == "shuffle"
         self.views = [ViewSpec.from_dict(teacher_view or WEAK_VIEW)] + [
             ViewSpec.from_dict(v) for v in (student_views or [STRONG_VIEW])]
-        self._epoch, self._generator = 0.0, None
 
     @property
     def backbone(self) -> nn.Module:
         return self.encoder
 
-    def begin_step(self, epoch: float, generator: torch.Generator | None) -> None:
-        """Called by the engine before each step: training progress in epochs (fractional)
-        and the step's random generator (identical on every process)."""
-        self._epoch, self._generator = epoch, generator
-
     @torch.no_grad()
     def update_momentum(self, m: float) -> None:
         momentum_update(self.encoder, self.teacher_encoder, m)
         momentum_update(self.projector, self.teacher_projector, m)
-
-    def alpha(self) -> float:
-        """Weight of the relation loss: step / warmup_step during the InfoNCE warm-up, then 1."""
-        if self.infonce_warmup_epochs <= 0:
-            return 1.0
-        return min(1.0, self._epoch / self.infonce_warmup_epochs)
 
     @torch.no_grad()
     def teacher(self, x: torch.Tensor) -> torch.Tensor:
