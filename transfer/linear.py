@@ -296,6 +296,23 @@ def check_scale(parser: argparse.ArgumentParser, scale: str, reduced: list[str])
         parser.error(f"--scale full, but the run is reduced: {', '.join(reduced)}")
 
 
+def prepare(backbone, recipe: Recipe, train_reader, test_reader, num_classes: int, args: argparse.Namespace):
+    """What linear evaluation and semi-supervised fine-tuning share: the train set (centre
+    square at ``--load-size`` for on-device random crops), the test set (resize + centre crop),
+    a fresh linear head, and with ``--precompute`` the frozen features of both sets (else Nones)."""
+    test_set = ResizeCenterCrop(test_reader, recipe.resize, recipe.crop)
+    train_set = UInt8Images(train_reader, args.load_size or recipe.resize)
+    head = linear_head(backbone.num_features, num_classes, args.seed)
+    features = (None, None, None)
+    if args.precompute:
+        train_x, train_y = extract_features(backbone, ResizeCenterCrop(train_reader, recipe.resize, recipe.crop),
+                                            args.device, recipe.batch_size, args.workers, desc="train features")
+        test_features = extract_features(backbone, test_set, args.device, recipe.batch_size, args.workers,
+                                         desc="test features")
+        features = (train_x, train_y, test_features)
+    return train_set, test_set, head, features
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
@@ -328,17 +345,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     train_reader, test_reader = (open_dataset(args.dataset, args.data, split, **reader_args)
                                  for split in (args.train_split, args.test_split))
     num_classes = len(getattr(train_reader, "classes", [])) or int(max(train_reader.targets)) + 1
-    test_set = ResizeCenterCrop(test_reader, recipe.resize, recipe.crop)
-    load_size = args.load_size or recipe.resize
-    train_set = UInt8Images(train_reader, load_size)
-    head = linear_head(backbone.num_features, num_classes, args.seed)
-
-    train_x = train_y = test_features = None
-    if args.precompute:
-        train_x, train_y = extract_features(backbone, ResizeCenterCrop(train_reader, recipe.resize, recipe.crop),
-                                            args.device, recipe.batch_size, args.workers, desc="train features")
-        test_features = extract_features(backbone, test_set, args.device, recipe.batch_size, args.workers,
-                                         desc="test features")
+    train_set, test_set, head, (train_x, train_y, test_features) = prepare(
+        backbone, recipe, train_reader, test_reader, num_classes, args)
     history = {}
 
     def on_epoch_end(epoch: int) -> None:
@@ -357,7 +365,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 "head_init": "N(0, 0.01), bias 0",
                 "train_aug": ("none: features of the test transform, computed once (--precompute)" if args.precompute
                               else f"RandomResizedCrop({recipe.crop}, scale={tuple(recipe.crop_scale)}) + flip on the "
-                                   f"device from images loaded as the centre {load_size}px square"),
+                                   f"device from images loaded as the centre {args.load_size or recipe.resize}px square"),
                 "test_transform": f"resize shorter side to {recipe.resize} (bicubic), centre crop {recipe.crop}",
                 "reported": "final epoch", "top1_per_eval": history, "best_top1": max(history.values()),
                 "final_train_loss": losses[-1], "reduced": reduced, "train_images": len(train_set),

@@ -35,11 +35,10 @@ import time
 from pathlib import Path
 
 from evaluation.records import append_record
-from pretrain.data.loading import UInt8Images, open_dataset
+from pretrain.data.loading import open_dataset
 from pretrain.data.readers import DatasetError
-from pretrain.features import extract_features
-from transfer.common import ResizeCenterCrop, add_common_args, backbone_from_args, parse_common
-from transfer.linear import (Recipe, add_recipe_args, check_scale, evaluate, freeze, linear_head, recipe_protocol,
+from transfer.common import add_common_args, backbone_from_args, parse_common
+from transfer.linear import (Recipe, add_recipe_args, check_scale, evaluate, freeze, prepare, recipe_protocol,
                              reductions, resolve_recipe, train_classifier)
 
 _RESSL = "ReSSL seed 003, text of Table 10: SimCLR's 1%/10% file lists; "
@@ -131,17 +130,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     test_args = {"max_per_class": args.max_per_class} if args.max_per_class else {}
     test_reader = open_dataset("imagefolder", args.data, args.test_split, **test_args)
     num_classes = len(train_reader.classes)
-    test_set = ResizeCenterCrop(test_reader, recipe.resize, recipe.crop)
-    load_size = args.load_size or recipe.resize
-    train_set = UInt8Images(train_reader, load_size)
-    head = linear_head(backbone.num_features, num_classes, args.seed)
-
-    train_x = train_y = test_features = None
-    if args.precompute:
-        train_x, train_y = extract_features(backbone, ResizeCenterCrop(train_reader, recipe.resize, recipe.crop),
-                                            args.device, recipe.batch_size, args.workers, desc="train features")
-        test_features = extract_features(backbone, test_set, args.device, recipe.batch_size, args.workers,
-                                         desc="test features")
+    train_set, test_set, head, (train_x, train_y, test_features) = prepare(
+        backbone, recipe, train_reader, test_reader, num_classes, args)
     losses = train_classifier(backbone, head, recipe, train_set, args.device, args.seed, args.workers,
                               train_x, train_y)
     result = evaluate(backbone, head, test_set, args.device, recipe.batch_size, args.workers, test_features)
@@ -152,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 "head_init": "N(0, 0.01), bias 0",
                 "train_aug": ("none: features of the test transform, computed once (--precompute)" if args.precompute
                               else f"RandomResizedCrop({recipe.crop}, scale={tuple(recipe.crop_scale)}) + flip on the "
-                                   f"device from images loaded as the centre {load_size}px square"),
+                                   f"device from images loaded as the centre {args.load_size or recipe.resize}px square"),
                 "test_transform": f"resize shorter side to {recipe.resize} (bicubic), centre crop {recipe.crop}",
                 "subset_file": str(args.subset), "labelled_images": len(train_set),
                 "train_split_images": all_train, "test_images": len(test_set), "num_classes": num_classes,
