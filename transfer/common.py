@@ -34,6 +34,20 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         "(default: results/runs of the checkout)")
 
 
+def add_dataset_args(parser: argparse.ArgumentParser, kinds, kind_help: str = "reader / on-disk layout",
+                     name_help: str = "name in the result record (default from --dataset)",
+                     split_help: str = "") -> None:
+    """The dataset flags of the classification harnesses: --dataset (reader kind), --data,
+    --dataset-name, --train-split, --test-split, --max-per-class."""
+    parser.add_argument("--dataset", required=True, choices=kinds, help=kind_help)
+    parser.add_argument("--data", required=True, help="dataset root (folder or .zip, original layout)")
+    parser.add_argument("--dataset-name", default=None, help=name_help)
+    parser.add_argument("--train-split", default="train", help=f"train split{split_help}")
+    parser.add_argument("--test-split", default="test", help=f"test split{split_help}")
+    parser.add_argument("--max-per-class", type=int, default=None,
+                        help="subset: first N images per class of each split (ImageFolder layouts)")
+
+
 def parse_common(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
     """``parser.parse_args`` plus the checks every harness shares: ``--smoke`` means scale
     ``smoke``; without it ``--scale`` must be given."""

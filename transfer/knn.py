@@ -15,7 +15,7 @@ import time
 from evaluation.records import append_record
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, open_dataset
 from pretrain.features import knn_accuracy
-from transfer.common import add_common_args, backbone_from_args, parse_common
+from transfer.common import add_common_args, add_dataset_args, backbone_from_args, parse_common
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet"}
 
@@ -23,14 +23,8 @@ DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet":
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
-    parser.add_argument("--dataset", required=True, choices=DATASET_KINDS, help="reader / on-disk layout")
-    parser.add_argument("--data", required=True, help="dataset root (folder or .zip, original layout)")
-    parser.add_argument("--dataset-name", default=None, help="name in the result record (default from --dataset)")
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--test-split", default="test")
+    add_dataset_args(parser, DATASET_KINDS)
     parser.add_argument("--image-size", type=int, required=True, help="side the images are fed at")
-    parser.add_argument("--max-per-class", type=int, default=None,
-                        help="subset: first N images per class of each split (ImageFolder layouts)")
     parser.add_argument("--reduced", default=None, metavar="TEXT",
                         help="what makes this run 'reduced' when it is not --max-per-class "
                         "(e.g. 'Tiny-ImageNet 10-class subset'); recorded in the protocol")

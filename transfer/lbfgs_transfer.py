@@ -35,7 +35,7 @@ from evaluation.records import append_record
 from pretrain.data.loading import DATASET_KINDS, open_dataset
 from pretrain.data.transfer_readers import KINDS, SPECS, Subset, protocol_splits, random_val_indices
 from pretrain.features import extract_features
-from transfer.common import ResizeCenterCrop, add_common_args, backbone_from_args, parse_common
+from transfer.common import ResizeCenterCrop, add_common_args, add_dataset_args, backbone_from_args, parse_common
 
 GENERIC_NAMES = {"imagefolder": None, "tinyimagenet": "Tiny-ImageNet", "stl10": "STL-10"}
 SMOKE_GRID = 5  # C values at --smoke
@@ -70,18 +70,14 @@ def features(backbone, reader, args, desc: str) -> tuple[np.ndarray, np.ndarray]
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
-    parser.add_argument("--dataset", required=True, choices=KINDS + tuple(k for k in DATASET_KINDS if k not in KINDS),
-                        help="reader / on-disk layout (transfer datasets, or imagefolder/tinyimagenet/...)")
-    parser.add_argument("--data", required=True, help="dataset root (folder or .zip, original layout)")
-    parser.add_argument("--dataset-name", default=None, help="name in the result record "
-                        "(default: the published spelling, e.g. Food-101, VOC07)")
-    parser.add_argument("--train-split", default="train", help="train split (generic layouts only)")
-    parser.add_argument("--test-split", default="test", help="test split (generic layouts only)")
+    add_dataset_args(parser, KINDS + tuple(k for k in DATASET_KINDS if k not in KINDS),
+                     kind_help="reader / on-disk layout (transfer datasets, or imagefolder/tinyimagenet/...)",
+                     name_help="name in the result record (default: the published spelling, e.g. Food-101, VOC07)",
+                     split_help=" (generic layouts only)")
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="share of train held out as val where there is no official val split")
     parser.add_argument("--image-size", type=int, default=None,
                         help="resize (shorter side, bicubic) + centre crop side; protocol 224 (smoke: 32)")
-    parser.add_argument("--max-per-class", type=int, default=None, help="subset: first N images per class")
     parser.add_argument("--solver", choices=SOLVERS, default="torch")
     parser.add_argument("--grid-size", type=int, default=None, help="number of C values (protocol 45; smoke 5)")
     parser.add_argument("--max-iter", type=int, default=100, help="L-BFGS iterations per C (sklearn's default)")

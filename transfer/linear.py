@@ -53,7 +53,7 @@ from pretrain.data.augment import ViewSpec, make_views
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, batch_loader, epoch_batches, open_dataset
 from pretrain.features import extract_features
 from pretrain.schedules import cosine_with_warmup
-from transfer.common import ResizeCenterCrop, add_common_args, backbone_from_args, parse_common
+from transfer.common import ResizeCenterCrop, add_common_args, add_dataset_args, backbone_from_args, parse_common
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet"}
 SMOKE_EPOCHS = 2
@@ -316,13 +316,7 @@ def prepare(backbone, recipe: Recipe, train_reader, test_reader, num_classes: in
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
-    parser.add_argument("--dataset", required=True, choices=DATASET_KINDS, help="reader / on-disk layout")
-    parser.add_argument("--data", required=True, help="dataset root (folder or .zip, original layout)")
-    parser.add_argument("--dataset-name", default=None, help="name in the result record (default from --dataset)")
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--test-split", default="test")
-    parser.add_argument("--max-per-class", type=int, default=None,
-                        help="subset: first N images per class of each split (ImageFolder layouts)")
+    add_dataset_args(parser, DATASET_KINDS)
     parser.add_argument("--load-size", type=int, default=None,
                         help="train images are loaded as the centre square at this side before the random "
                              "crop (default: --resize)")
