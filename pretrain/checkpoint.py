@@ -12,7 +12,8 @@ downstream harness loads::
 
     {"format": "ssl-repro/backbone", "version": 1, "arch": "resnet50", "stem": "imagenet",
      "method": "mocov2", "source_run": "...", "git_commit": "...",
-     "state_dict": {torchvision ResNet key names, no fc}}
+     "state_dict": {torchvision key names: a ResNet without fc, or the ``features.*`` of
+                    EfficientNet-B0/B1 / MobileNet-V3-Large (``arch`` efficientnet_b0, ...)}}
 
 Files are written atomically and read with ``torch.load(weights_only=True)``. Loading
 a backbone is strict: any missing, unexpected or mis-shaped key, or a different
@@ -34,7 +35,10 @@ from torch import nn
 
 from evaluation.provenance import atomic_writer, git_commit
 from pretrain.importers import LayoutError, import_backbone_state, load_weights_pickle
+from pretrain.models.lightweight import LightweightBackbone
 from pretrain.models.resnet import ResNetBackbone, build_backbone
+
+Backbone = ResNetBackbone | LightweightBackbone  # what build_backbone returns
 
 TRAIN_FORMAT = "ssl-repro/train"
 BACKBONE_FORMAT = "ssl-repro/backbone"
@@ -92,7 +96,7 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------ backbones
-def backbone_payload(backbone: ResNetBackbone, *, method: str, source_run: str = "",
+def backbone_payload(backbone: Backbone, *, method: str, source_run: str = "",
                      extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     state = {k: v.detach().cpu().clone() for k, v in backbone.state_dict().items()}
     return {"format": BACKBONE_FORMAT, "version": VERSION, "arch": backbone.arch,
@@ -100,7 +104,7 @@ def backbone_payload(backbone: ResNetBackbone, *, method: str, source_run: str =
             "git_commit": git_commit(), "state_dict": state, **dict(extra or {})}
 
 
-def save_backbone(path: str | os.PathLike, backbone: ResNetBackbone, **meta) -> Path:
+def save_backbone(path: str | os.PathLike, backbone: Backbone, **meta) -> Path:
     return save(backbone_payload(backbone, **meta), path)
 
 
@@ -178,7 +182,7 @@ def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], sour
 
 
 def load_backbone(path: str | os.PathLike, arch: str | None = None, stem: str | None = None,
-                  output_stride: int = 32) -> tuple[ResNetBackbone, dict[str, Any]]:
+                  output_stride: int = 32) -> tuple[Backbone, dict[str, Any]]:
     """Build the backbone a checkpoint describes and load every weight (strictly).
 
     ``arch``/``stem`` given by the caller must agree with the checkpoint.
@@ -189,7 +193,10 @@ def load_backbone(path: str | os.PathLike, arch: str | None = None, stem: str | 
         if wanted is not None and payload[key] != wanted:
             raise CheckpointError(f"{path}: checkpoint {key} is {payload[key]!r}, "
                                   f"but {wanted!r} was requested")
-    model = build_backbone(payload["arch"], stem=payload["stem"], output_stride=output_stride)
+    try:
+        model = build_backbone(payload["arch"], stem=payload["stem"], output_stride=output_stride)
+    except ValueError as err:  # an arch/stem this suite does not build
+        raise CheckpointError(f"{path}: cannot build the checkpoint's backbone: {err}") from err
     load_state_strict(model, payload["state_dict"], str(path))
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model, meta

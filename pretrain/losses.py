@@ -41,3 +41,19 @@ def relation_loss(student: torch.Tensor, teacher: torch.Tensor, queue: torch.Ten
     target = F.softmax(teacher.detach() @ teacher_queue.t() / tau_t, dim=1)
     log_student = F.log_softmax(student @ queue.t() / tau_s, dim=1)
     return -(target * log_student).sum(dim=1).mean()
+
+
+def symmetric_relation_loss(student_a: torch.Tensor, student_b: torch.Tensor, teacher_a: torch.Tensor,
+                            teacher_b: torch.Tensor, queue: torch.Tensor, tau_s: float,
+                            tau_t: float) -> torch.Tensor:
+    """Symmetrised ReSSL ("2 crops; 2x backprop"): each crop's student embedding learns the
+    relation of the *other* crop's teacher embedding, the two directions averaged:
+
+        ½ [H(p²_b, p¹_a) + H(p²_a, p¹_b)]
+
+    student_*: (N, D) student embeddings of the strong views of crops a, b; teacher_*: (N, D)
+    teacher embeddings of the weak views of crops a, b; queue: (K, D); all L2-normalised.
+    Each term is ``relation_loss`` (batch mean), so the scale matches the 1-crop loss.
+    """
+    return 0.5 * (relation_loss(student_a, teacher_b, queue, tau_s, tau_t)
+                  + relation_loss(student_b, teacher_a, queue, tau_s, tau_t))

@@ -3,7 +3,7 @@
     python -m pretrain.make_configs            # (re)write the folders
     python -m pretrain.make_configs --check    # exit 1 if a committed file differs
 
-Every run of the seeds' tables (ReSSL Tables 1-8, 13; CGH Tables 1, 2, 5-7) is described once
+Every run of the seeds' tables (ReSSL Tables 1-8, 13-14; CGH Tables 1, 2, 5-7) is described once
 here as settings on top of a base recipe; runs with identical settings are ONE config whose
 ``reproduces`` lists every published row it stands behind (e.g. ReSSL CIFAR-10 with
 predictor, tau_s 0.1, tau_t 0.04 is Table 1, Table 3 "without warm-up", Table 4 "RRC + flip",
@@ -28,11 +28,28 @@ Facts and the gaps filled (each a config value):
 - ImageNet, NeurIPS recipe (the "*" rows, batch 256; protocols.md): SGD lr 0.05, wd 1e-4
   (BN and bias excluded), 5 warm-up epochs, memory 131072, m 0.999, shuffle-BN, projector
   2048 -> 4096 -> 512 without BN, tau_t 0.04, tau_s 0.1, MoCo v2 student view.
+- "2 crops; 2x backprop" (Table 7: R50 with the TPAMI recipe, batch 1024, and the "*" row with
+  the NeurIPS recipe, batch 256; Table 13: every backbone): the 1x config with
+  ``method.symmetric: true``. The seed gives no equation for it, only "2x backprop" and its
+  cost (ReSSL.forward_symmetric lists what it states). ASSUMED: two crops per image, each
+  weak for the teacher and strong for the student; each student view learns the other crop's
+  teacher relation, the two terms averaged; both teacher embeddings enter the memory; epochs,
+  batch, lr, memory size and temperatures as in the 1x run (nothing else is stated).
+  Table 8 has no 2x-backprop row (its multi-crop row is the 1x multi-crop config).
+- Lightweight backbones (Tables 13-14: ResNet-18/34, EfficientNet-B0/B1, MobileNet-V3-Large;
+  200 epochs, "following the experimental setting in" SEED/DisCo, which the seed does not
+  restate): NOT stated: optimiser, batch size (Table 13 prints none), lr, memory, heads and
+  augmentation for these runs; the ImageNet TPAMI recipe above is used for all of them, with
+  224 px crops (also for EfficientNet-B1, whose supervised resolution is 240). The networks are
+  torchvision's (weights=None); the feature fed to the projector is the pooled output of their
+  ``features`` (1280 / 1280 / 960 wide) and EfficientNet runs without stochastic depth (gaps
+  stated in pretrain/models/lightweight.py).
 - CGH (seed 000 Sec. 4.1): ReSSL's recipe plus tau_h 0.08, stages 3+4, m 0.999;
   Tiny-ImageNet/STL-10: 400 epochs, lr 0.06, wd 5e-4, bs 256; ImageNet: 200 epochs, lr 0.05,
   wd 1e-4, bs 256, memory 131072 (official code), 5 warm-up epochs (official code).
-- Not expressible yet, so not written: the "2 crops; 2x backprop" rows (symmetrised
-  ReSSL), "stronger augmentation" (RandAugment), EfficientNet / MobileNet backbones.
+- Not expressible yet, so not written: Table 8 "stronger augmentation" (CLSA's augmentation
+  setting, RandAugment among it: the batched view pipeline has no RandAugment), and Table 4
+  rows 8-13 (see above).
 """
 from __future__ import annotations
 
@@ -71,6 +88,11 @@ TABLE4 = {  # variant -> teacher view (rows 8-13 unrecoverable: not written)
     "teacher aug=random resized crop + random flip": {},
     "teacher aug=all five (RRC, flip, color jitter, grayscale, blur)": STRONG,
 }
+# Table 13 backbones: arch, config-name part, published label
+TABLE13_BACKBONES = (("resnet18", "18", "ResNet-18"), ("resnet34", "34", "ResNet-34"),
+                     ("efficientnet_b0", "efficientnet_b0", "EfficientNet-B0"),
+                     ("efficientnet_b1", "efficientnet_b1", "EfficientNet-B1"),
+                     ("mobilenet_v3_large", "mobilenet_v3_large", "MobileNet-V3-Large"))
 MULTI_CROP_TPAMI = [dict(size=s, scale=[lo, hi]) for s, lo, hi in zip(
     (224, 192, 160, 128, 96), (0.14, 0.117, 0.095, 0.073, 0.05), (1.0, 0.86, 0.715, 0.571, 0.429))]
 MULTI_CROP_NEURIPS = [dict(size=s, scale=[lo, hi]) for s, lo, hi in zip(
@@ -214,10 +236,14 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
         [row("ressl", "Table 7", "ReSSL", "1 crop; 1x backprop"), row("cgh", "Table 1", "ReSSL-pred", "1x backprop")])
     add("ressl/imagenet_r50_multicrop", ressl_tpami("resnet50", multi_crop=True),
         [row("ressl", "Table 8", "ReSSL", "multi-crop")])
-    for arch, label in (("resnet18", "ResNet-18"), ("resnet34", "ResNet-34")):
-        add(f"ressl/imagenet_{arch[6:]}_1crop", ressl_tpami(arch),
+    add("ressl/imagenet_r50_2crops", ressl_tpami("resnet50"), [row("ressl", "Table 7", "ReSSL", "2 crops; 2x backprop")],
+        method__symmetric=True)
+    for arch, short, label in TABLE13_BACKBONES:
+        add(f"ressl/imagenet_{short}_1crop", ressl_tpami(arch),
             [row("ressl", "Table 13", "ReSSL", "1 crop", backbone=label)])
-        add(f"ressl/imagenet_{arch[6:]}_multicrop", ressl_tpami(arch, multi_crop=True),
+        add(f"ressl/imagenet_{short}_2crops", ressl_tpami(arch),
+            [row("ressl", "Table 13", "ReSSL", "2 crops", backbone=label)], method__symmetric=True)
+        add(f"ressl/imagenet_{short}_multicrop", ressl_tpami(arch, multi_crop=True),
             [row("ressl", "Table 13", "ReSSL", "multi-crop", backbone=label),
              row("ressl", "Table 14", "ReSSL", "multi-crop", backbone=label)])
     # ImageNet, NeurIPS recipe (the '*' rows; CGH's ReSSL baseline)
@@ -226,6 +252,9 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
          row("cgh", "Table 1", "ReSSL", "1x backprop"), row("cgh", "Table 3", "ReSSL"),
          row("cgh", "Table 4", "ReSSL", "Faster R-CNN R50-C4"), row("cgh", "Table 8", "ReSSL"),
          row("cgh", "Table 9", "ReSSL", "Mask R-CNN R50-C4; 1x schedule"), row("cgh", "Table 10", "ReSSL")])
+    add("ressl/imagenet_r50_neurips_2crops", neurips_imagenet("ressl"),
+        [row("ressl", "Table 7", "ReSSL", "2 crops; without predictor and InfoNCE warm-up (marked *); 2x backprop")],
+        method__symmetric=True)
     add("ressl/imagenet_r50_neurips_multicrop", neurips_imagenet("ressl", multi_crop=True),
         [row("cgh", "Table 2", "ReSSL", "1x backprop; multi-crop"), row("cgh", "Table 3", "ReSSL", "multi-crop")])
 

@@ -9,12 +9,18 @@ weights load into torchvision, detectron2 and mmseg converters unchanged) with
   instead of striding (segment retrieval, FCN segmentation, label propagation),
 - ``forward_stages`` returning the stage outputs C2..C5,
 - no classifier: ``forward`` returns the global-average-pooled C5 features.
+
+``build_backbone`` also builds the lightweight torchvision networks of ReSSL Table 13
+(``efficientnet_b0``, ``efficientnet_b1``, ``mobilenet_v3_large``: ``pretrain.models.lightweight``),
+which share ``arch``, ``stem``, ``num_features`` and the pooled ``forward``.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torchvision.models import resnet as tvr
+
+from pretrain.models.lightweight import LIGHTWEIGHT_ARCHS, LightweightBackbone
 
 ARCHS: dict[str, tuple[type[nn.Module], list[int]]] = {
     "resnet18": (tvr.BasicBlock, [2, 2, 2, 2]),
@@ -85,6 +91,15 @@ def dilate_stage(stage: nn.Sequential, dilation: int, first_block_dilation: int 
                     module.dilation, module.padding = (d, d), (d, d)
 
 
+ALL_ARCHS = (*ARCHS, *LIGHTWEIGHT_ARCHS)
+
+
 def build_backbone(arch: str = "resnet50", stem: str = "imagenet", output_stride: int = 32,
-                   **kwargs) -> ResNetBackbone:
+                   **kwargs) -> ResNetBackbone | LightweightBackbone:
+    """The backbone ``arch`` names: a ResNet (``ARCHS``) or a lightweight torchvision network
+    (``LIGHTWEIGHT_ARCHS``; ImageNet stem and output stride 32 only)."""
+    if arch in LIGHTWEIGHT_ARCHS:
+        return LightweightBackbone(arch, stem=stem, output_stride=output_stride, **kwargs)
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; expected one of {list(ALL_ARCHS)}")
     return ResNetBackbone(arch, stem=stem, output_stride=output_stride, **kwargs)

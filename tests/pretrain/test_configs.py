@@ -34,9 +34,34 @@ def test_every_reference_names_published_rows():
 
 
 @pytest.mark.parametrize("name", ["ressl/cifar10_nopred_taus0.2_taut0.05", "ressl/imagenet_r50_multicrop",
+                                  "ressl/imagenet_mobilenet_v3_large_multicrop", "ressl/imagenet_efficientnet_b1_2crops",
                                   "cgh/stl10_same_context", "cgh/imagenet_r50_pred_multicrop_400ep"])
 def test_configs_build_their_method(name):
     config = load_config(CONFIG_DIR / f"{name}.yaml", ["method.memory=64"])
     model = build_method(config)
-    assert len(model.views) == 1 + len(config["views"].get("student_crops", [None]))
+    teachers = 2 if config["method"].get("symmetric") else 1  # symmetric: 2 crops, each weak and strong
+    assert len(model.views) == teachers * (1 + len(config["views"].get("student_crops", [None])))
     assert model.views[0].size == config["views"]["teacher"]["size"]
+    assert model.backbone.arch == config["model"]["arch"]
+
+
+ARCH_OF = {"ResNet-18": "resnet18", "ResNet-34": "resnet34", "ResNet-50": "resnet50",
+           "EfficientNet-B0": "efficientnet_b0", "EfficientNet-B1": "efficientnet_b1",
+           "MobileNet-V3-Large": "mobilenet_v3_large"}
+
+
+def test_table13_and_2x_backprop_rows_have_configs():
+    """Every ReSSL row of Table 13 and the two "2x backprop" ReSSL rows of Table 7 are reproduced
+    by exactly one config, with the row's backbone, symmetric exactly for the "2 crops" rows."""
+    configs = [load_config(p) for p in sorted((CONFIG_DIR / "ressl").glob("*.yaml"))]
+    published = load_published().fillna("")
+    wanted = published[(published.paper == "ressl") & (published.method == "ReSSL")
+                       & ((published.table == "Table 13") | published.variant.str.contains("2x backprop"))]
+    assert len(wanted) == 5 * 3 + 2
+    for _, r in wanted.iterrows():
+        matches = [c for c in configs for ref in c["reproduces"]
+                   if ref["table"] == r.table and ref.get("variant") == r.variant
+                   and ref.get("backbone", "ResNet-50") == r.backbone]
+        assert len(matches) == 1, (r.table, r.variant, r.backbone, len(matches))
+        assert matches[0]["model"]["arch"] == ARCH_OF[r.backbone]
+        assert bool(matches[0]["method"].get("symmetric")) == ("2 crops" in r.variant), (r.table, r.variant)

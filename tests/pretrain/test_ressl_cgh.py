@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pretrain.losses import relation_loss
+from pretrain.losses import relation_loss, symmetric_relation_loss
 from pretrain.methods.cgh import CGH
 from pretrain.methods.common import MemoryQueue, SplitBatchNorm2d, batch_shuffled, split_batch_norm
 from pretrain.methods.ressl import ReSSL
@@ -98,6 +98,80 @@ def test_infonce_warmup_alpha_is_step_over_warmup_steps():
     nce = np.mean([-np.log(_softmax(np.concatenate([[a @ b], mem @ a]) / 0.2)[0]) for a, b in zip(z1, z2)])
     expected = 0.25 * reference_relation(z1, z2, mem, 0.1, 0.04) + 0.75 * nce
     assert loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def reference_symmetric(student_a, student_b, teacher_a, teacher_b, queue, tau_s, tau_t):
+    """Symmetrised ReSSL written out: the student of crop a against the teacher of crop b and
+    vice versa, every sample's cross-entropy summed in float64, the 2N terms averaged."""
+    student_a, student_b, teacher_a, teacher_b, queue = (
+        np.asarray(t, np.float64) for t in (student_a, student_b, teacher_a, teacher_b, queue))
+    total, count = 0.0, 0
+    for students, teachers in ((student_a, teacher_b), (student_b, teacher_a)):
+        for s, t in zip(students, teachers):
+            log_p1 = queue @ s / tau_s - np.log(np.exp(queue @ s / tau_s).sum())
+            p2 = np.exp(queue @ t / tau_t) / np.exp(queue @ t / tau_t).sum()
+            total += -(p2 * log_p1).sum()
+            count += 1
+    return total / count
+
+
+def _reference_nce(z1, z2, mem, tau):
+    return np.mean([-np.log(_softmax(np.concatenate([[a @ b], mem @ a]) / tau)[0]) for a, b in zip(z1, z2)])
+
+
+def test_symmetric_relation_loss_matches_reference():
+    g = torch.Generator().manual_seed(5)
+    sa, sb, ta, tb, q = _unit(g, 6, 8), _unit(g, 6, 8), _unit(g, 6, 8), _unit(g, 6, 8), _unit(g, 40, 8)
+    for tau_s, tau_t in ((0.1, 0.03), (0.2, 0.05)):
+        got = symmetric_relation_loss(sa, sb, ta, tb, q, tau_s, tau_t).item()
+        assert got == pytest.approx(reference_symmetric(sa, sb, ta, tb, q, tau_s, tau_t), rel=1e-5)
+        # relabelling the crops changes nothing; pairing each crop with itself would
+        assert symmetric_relation_loss(sb, sa, tb, ta, q, tau_s, tau_t).item() == pytest.approx(got, rel=1e-6)
+        assert reference_symmetric(sa, sb, tb, ta, q, tau_s, tau_t) != pytest.approx(got, rel=1e-3)
+    sa.requires_grad_()
+    tb.requires_grad_()
+    symmetric_relation_loss(sa, sb, ta, tb, q, 0.1, 0.04).backward()
+    assert sa.grad.abs().sum() > 0 and tb.grad is None  # targets carry no gradient
+
+
+def test_symmetric_ressl_forward_equals_equations():
+    torch.manual_seed(0)
+    model = _tiny_ressl(predictor=True, symmetric=True)
+    teacher, student = model.views[0], model.views[2]
+    assert model.views == [teacher, teacher, student, student] and teacher.jitter_p == 0 and student.blur_p == 0
+    memory_before = model.memory().clone()
+    weak_a, weak_b, strong_a, strong_b = (torch.randn(4, 3, 16, 16) for _ in range(4))
+    loss, logs = model([weak_a, weak_b, strong_a, strong_b])
+    with torch.no_grad():
+        z1_a, z1_b = (F.normalize(model.predictor(model.projector(model.encoder(x))), dim=1)
+                      for x in (strong_a, strong_b))
+        z2_a, z2_b = (F.normalize(model.teacher_projector(model.teacher_encoder(x)), dim=1) for x in (weak_a, weak_b))
+    expected = reference_symmetric(z1_a, z1_b, z2_a, z2_b, memory_before, 0.1, 0.04)
+    assert loss.item() == pytest.approx(expected, rel=1e-4) and logs["relation"] == pytest.approx(expected, rel=1e-4)
+    # both crops' teacher embeddings were pushed, crop a first
+    torch.testing.assert_close(model.memory()[:8], torch.cat([z2_a, z2_b]), rtol=1e-5, atol=1e-6)
+    assert int(model.memory.ptr) == 8
+
+
+def test_symmetric_ressl_infonce_warmup_uses_the_same_pairing():
+    torch.manual_seed(0)
+    model = _tiny_ressl(symmetric=True, infonce_warmup_epochs=2)
+    model.begin_step(0.5, None)  # alpha 0.25
+    views = [torch.randn(4, 3, 16, 16) for _ in range(4)]
+    memory = model.memory().numpy().astype(np.float64)
+    loss, _ = model(views)
+    with torch.no_grad():
+        z1_a, z1_b = (F.normalize(model.predictor(model.projector(model.encoder(x))), dim=1).numpy()
+                      for x in views[2:])
+        z2_a, z2_b = (F.normalize(model.teacher_projector(model.teacher_encoder(x)), dim=1).numpy() for x in views[:2])
+    nce = 0.5 * (_reference_nce(z1_a, z2_b, memory, 0.2) + _reference_nce(z1_b, z2_a, memory, 0.2))
+    expected = 0.25 * reference_symmetric(z1_a, z1_b, z2_a, z2_b, memory, 0.1, 0.04) + 0.75 * nce
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_symmetric_ressl_refuses_multi_crop():
+    with pytest.raises(ValueError, match="symmetric.*one student view"):
+        _tiny_ressl(symmetric=True, student_views=[{"size": 16}, {"size": 8}])
 
 
 def test_memory_queue_fifo_and_wrap_around():
