@@ -2,11 +2,22 @@
 
     python -m pretrain.bench --method mocov2 --arch resnet50 --size 224 --batch 256
 
-Measures, in one run on the current device: (1) the engine's whole step -- batched view
-augmentation from a uint8 batch already on the device, forward, loss, backward,
-optimiser step, EMA update -- and (2) one forward+backward of the bare backbone on a
-pre-made batch. Prints img/s of both and their ratio. No data loading is timed (the
-uint8 batch is made once); this is a benchmark, not a test.
+Measures, in one run on the current device:
+
+1. the engine's whole step -- batched view augmentation from a uint8 batch already on the
+   device, forward, loss, backward, optimiser step, EMA update;
+2. the ceiling: the same backbone passes with nothing else. Forward hooks record every
+   pass a step makes through a backbone (input shape; with gradient or not: a student's
+   forward+backward, a teacher's / key encoder's forward), and the ceiling is the bare
+   backbone timed on pre-made batches of those shapes, once per recorded pass. For MoCo
+   v2 that is 1 forward+backward + 1 forward (the "MoCo-style" ceiling of
+   ../shared/MEASURED.md), for BYOL 2 + 2, for ReSSL/CGH 1 forward + one forward+backward
+   per student crop. The ratio step/ceiling is then the share of the step that is not
+   augmentation, heads, losses, optimiser or EMA overhead;
+3. for reference, one bare forward+backward of the first view's shape.
+
+Prints img/s of each and the ratio. No data loading is timed (the uint8 batch is made
+once); this is a benchmark, not a test.
 """
 from __future__ import annotations
 
@@ -61,37 +72,70 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     images = torch.randint(0, 256, (args.batch, 3, side, side), dtype=torch.uint8, device=device)
     g = torch.Generator(device=device).manual_seed(0)
 
-    def train_step():
+    def train_step(fn=step_fn):
         views = [make_views(images, spec, g)[0].contiguous(memory_format=torch.channels_last) for spec in method.views]
         if hasattr(method, "begin_step"):
             method.begin_step(0.0, g)
         with autocast():
-            loss, _ = step_fn(views)
+            loss, _ = fn(views)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if hasattr(method, "update_momentum"):
             method.update_momentum(0.99)
 
+    passes = backbone_passes(method, lambda: train_step(method))  # eager: hooks see every pass
     backbone = method.backbone
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device).contiguous(memory_format=torch.channels_last)
 
-    def bare_step():
-        with autocast():
-            out = backbone(x)
-        out.float().sum().backward()
+    def bare(shape: tuple[int, ...], grad: bool):
+        x = torch.randn(shape, device=device).contiguous(memory_format=torch.channels_last)
+
+        def run():
+            with torch.set_grad_enabled(grad), autocast():
+                out = backbone(x)
+            if grad:
+                out.float().sum().backward()
+        return run
 
     t_step = _timed(train_step, args.steps, args.warmup, device)
-    t_bare = _timed(bare_step, args.steps, args.warmup, device)
-    result = {"step_img_s": args.batch / t_step, "bare_fwd_bwd_img_s": args.batch / t_bare,
-              "ratio": t_bare / t_step}
+    t_pass = {p: _timed(bare(*p), args.steps, args.warmup, device) for p in sorted(set(passes))}
+    t_ceiling = sum(t_pass[p] for p in passes)
+    first = (args.batch, 3, args.size, args.size)
+    t_bare = t_pass.get((first, True)) or _timed(bare(first, True), args.steps, args.warmup, device)
+    result = {"step_img_s": args.batch / t_step, "ceiling_img_s": args.batch / t_ceiling,
+              "ratio": t_ceiling / t_step, "bare_fwd_bwd_img_s": args.batch / t_bare,
+              "ratio_to_bare_fwd_bwd": t_bare / t_step,
+              "passes": [f"{'fwd+bwd' if grad else 'fwd'} {shape[-1]}px" for shape, grad in passes]}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device {name} | {args.method} {args.arch} {args.size}px batch {args.batch} "
           f"{'compiled' if args.compile else 'eager'} {'bf16' if device.type == 'cuda' else 'fp32'}")
-    print(f"train step: {result['step_img_s']:.1f} img/s | bare backbone fwd+bwd: "
-          f"{result['bare_fwd_bwd_img_s']:.1f} img/s | ratio {result['ratio']:.3f}")
+    print(f"backbone passes per step: {', '.join(result['passes'])}")
+    print(f"train step: {result['step_img_s']:.1f} img/s | ceiling (those passes alone): "
+          f"{result['ceiling_img_s']:.1f} img/s | ratio {result['ratio']:.3f}")
+    print(f"bare backbone fwd+bwd: {result['bare_fwd_bwd_img_s']:.1f} img/s | ratio to it "
+          f"{result['ratio_to_bare_fwd_bwd']:.3f}")
     return result
 
 
-if __name__ == "__main__":
-    main()
+def backbone_passes(method: torch.nn.Module, step) -> list[tuple[tuple[int, ...], bool]]:
+    """(input shape, with gradient) of every backbone pass one call of ``step`` makes, seen
+    by hooks on the first convolution of each backbone-type module of the method (the
+    exported backbone's class, which the student, teacher and key encoders share; the first
+    convolution also sees passes through ``forward_stages``, as CGH's hypercolumn makes)."""
+    kind = type(method.backbone)
+    passes: list[tuple[tuple[int, ...], bool]] = []
+
+    def record(conv, inputs):
+        passes.append((tuple(inputs[0].shape), torch.is_grad_enabled() and conv.weight.requires_grad))
+
+    stems = [next(c for c in m.modules() if isinstance(c, torch.nn.Conv2d))
+             for m in method.modules() if isinstance(m, kind)]
+    handles = [conv.register_forward_pre_hook(record) for conv in stems]
+    try:
+        step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not passes:
+        raise RuntimeError(f"{type(method).__name__}: no pass through a {kind.__name__} was seen in a step")
+    return passes

@@ -1,0 +1,45 @@
+"""The benchmark's ceiling counts the backbone passes a method's step really makes."""
+import pytest
+import torch
+
+from pretrain.bench import backbone_passes, main
+from pretrain.data.augment import make_views
+from pretrain.engine import build_method
+
+
+def _passes(method_name: str, **method_args):
+    size = 32
+    config = {"method": {"name": method_name, "dim": 16, "hidden_dim": 32, **method_args},
+              "model": {"arch": "resnet18", "stem": "cifar"},
+              "views": {name: {"size": size} for name in ("default", "teacher", "student")}}
+    method = build_method(config)
+    images = torch.randint(0, 256, (4, 3, size, size), dtype=torch.uint8)
+    g = torch.Generator().manual_seed(0)
+
+    def step():
+        if hasattr(method, "begin_step"):
+            method.begin_step(0.0, g)
+        loss, _ = method([make_views(images, spec, g)[0] for spec in method.views])
+        loss.backward()
+
+    return sorted(grad for _, grad in backbone_passes(method, step))
+
+
+@pytest.mark.parametrize("name, args, expected", [
+    ("mocov2", {"queue_size": 8}, [False, True]),                    # key fwd, query fwd+bwd
+    ("byol", {}, [False, False, True, True]),                        # symmetric: 2 target, 2 online
+    ("ressl", {"memory": 8}, [False, True]),                         # weak teacher, strong student
+    ("ressl", {"memory": 8, "symmetric": True}, [False, False, True, True]),
+    ("cgh", {"memory": 8}, [False, True]),                           # forward_stages counted too
+])
+def test_backbone_passes(name, args, expected):
+    assert _passes(name, **args) == expected
+
+
+def test_bench_runs_and_reports_the_pass_ceiling(capsys):
+    result = main(["--method", "mocov2", "--arch", "resnet18", "--stem", "cifar", "--size", "32",
+                   "--batch", "4", "--steps", "1", "--warmup", "0", "--device", "cpu",
+                   "method.queue_size=8", "method.hidden_dim=32", "method.dim=16"])
+    assert result["passes"] == ["fwd+bwd 32px", "fwd 32px"]
+    assert 0 < result["ratio"] < float("inf") and 0 < result["ratio_to_bare_fwd_bwd"] < float("inf")
+    assert "ceiling" in capsys.readouterr().out
