@@ -15,6 +15,10 @@ Facts and the gaps filled (each a config value):
 - Small/medium datasets (ReSSL seed 003 Sec. 4): ResNet-18 with the CIFAR stem, 32 px
   (CIFAR) / 64 px (STL-10, Tiny-ImageNet), memory 4096 / 16384, m 0.99, SGD momentum 0.9,
   wd 5e-4, lr 0.06 x bs/256 with 10 linear warm-up epochs then cosine, 200 epochs.
+  Heads: "a predictor head as in [12], [35]" (SimSiam, BYOL: Linear-BN-ReLU-Linear), so with
+  the predictor the projector and predictor have BN in the hidden layer (``head_bn``); without
+  it, MoCo v2's head (no BN), on which the paper says ReSSL is based. Measured at smoke scale:
+  with the predictor and no head BN the student collapsed to a constant (loss = ln K).
   NOT stated: batch size (256 used; CGH states 256 "following ReSSL"), projector size
   (CGH: "following ReSSL, hidden 4096, output 512"), InfoNCE warm-up length (Table 3;
   10 epochs used, = the lr warm-up), the InfoNCE temperature (0.2, MoCo v2's).
@@ -103,7 +107,7 @@ def small_base(method: str, dataset: str, epochs: int) -> dict[str, Any]:
     d = SMALL[dataset]
     return {
         "scale": "full",
-        "method": {"name": method, "dim": 512, "hidden_dim": 4096, "head_bn": False, "predictor": True,
+        "method": {"name": method, "dim": 512, "hidden_dim": 4096, "head_bn": True, "predictor": True,
                    "bn": "global", "memory": d["memory"], "tau_s": 0.1, "tau_t": 0.04, "tau_infonce": 0.2,
                    "infonce_warmup_epochs": 0},
         "model": {"arch": "resnet18", "stem": "cifar"},
@@ -210,7 +214,8 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
                     label = f"{'with' if pred else 'without'} predictor; tau_s={tau_s},tau_t={tau_t:.2f}"
                     add(f"ressl/{ds}_{'pred' if pred else 'nopred'}_taus{tau_s}_taut{tau_t}", base,
                         [row("ressl", table, "ReSSL", label, pretrain_data=d["name"])],
-                        method__predictor=pred, method__bn=bn, method__tau_s=tau_s, method__tau_t=tau_t)
+                        method__predictor=pred, method__head_bn=pred, method__bn=bn, method__tau_s=tau_s,
+                        method__tau_t=tau_t)
         best_settings = dict(method__tau_t=best)
         add(f"ressl/{ds}_best", base, [row("ressl", "Table 3", "ReSSL", "without InfoNCE warm-up", pretrain_data=d["name"]),
                                        row("ressl", "Table 5", "ReSSL", "teacher aug=weak", pretrain_data=d["name"]),
@@ -262,7 +267,8 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
     for ds in ("tinyimagenet", "stl10"):
         d = SMALL[ds]
         base = small_base("cgh", ds, 400)
-        base["method"].update(predictor=False, layers=[3, 4], tau_h=0.08, reduction="sum", context="cross")
+        base["method"].update(predictor=False, head_bn=False, layers=[3, 4], tau_h=0.08, reduction="sum",
+                              context="cross")
         base["method"].pop("bn")
         base["ema"]["base"] = 0.999
         sel = dict(pretrain_data=d["name"])
