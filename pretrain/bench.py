@@ -139,3 +139,7 @@ def backbone_passes(method: torch.nn.Module, step) -> list[tuple[tuple[int, ...]
     if not passes:
         raise RuntimeError(f"{type(method).__name__}: no pass through a {kind.__name__} was seen in a step")
     return passes
+
+
+if __name__ == "__main__":
+    main()
