@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job. With no arguments: the whole pipeline at smoke scale on the suite's own
 # generated data -- install (cached) -> generate data -> pretrain MoCo v2, BYOL, ReSSL
-# and CGH for a few steps -> kNN and linear evaluation of each and of a randomly
-# initialised backbone -> L-BFGS transfer, low-shot SVM, detectron2 detection and mmseg
-# segmentation (pipeline checks) -> collector writes results/*.csv and results/REPORT.md.
+# and CGH (ImageNet-stem ResNet-18, 64 px shapes, 800 steps each) -> kNN and linear
+# evaluation of each and of randomly initialised backbones -> L-BFGS transfer, low-shot SVM,
+# detectron2 detection and mmseg segmentation on the first pretrained backbone (pipeline
+# checks) -> collector writes results/*.csv and results/REPORT.md.
 #
 #   bash docker/run_all.sh                 # smoke scale, generated data under data/synthetic
 #   DATA_ROOT=/tmp/gen bash docker/run_all.sh
@@ -35,34 +36,34 @@ step "generate data in the real formats -> $DATA_ROOT"
 METHODS="${METHODS:-mocov2 byol ressl cgh}"
 STEPS=()  # SMOKE_STEPS=N shortens every pretraining run (a plumbing check)
 [[ -n "${SMOKE_STEPS:-}" ]] && STEPS=(optim.max_steps="$SMOKE_STEPS")
-CIFAR=(--dataset cifar10 --data "$DATA_ROOT/cifar-10-batches-py" --dataset-name synthetic-cifar10)
-RANDOM_CIFAR=(--random-init --arch resnet18 --stem cifar)
+SHAPES=(--dataset imagefolder --data "$DATA_ROOT/imagefolder" --dataset-name synthetic-shapes --test-split val)
 RANDOM_IMAGENET=(--random-init --arch resnet18 --stem imagenet --method random_init)
 for METHOD in $METHODS; do
     step "pretrain $METHOD (smoke) -> $RUN_ROOT/$METHOD"
     "$PY" -m pretrain --config "pretrain/configs/${METHOD}_smoke.yaml" --resume auto \
-        data.root="$DATA_ROOT/cifar-10-batches-py" train.out_dir="$RUN_ROOT/$METHOD" "${STEPS[@]}"
+        data.root="$DATA_ROOT/imagefolder" train.out_dir="$RUN_ROOT/$METHOD" "${STEPS[@]}"
 done
 
-step "kNN and linear classification: each method vs random init (smoke)"
-for WHO in $METHODS random; do
-    if [[ "$WHO" == random ]]; then B=("${RANDOM_CIFAR[@]}"); else B=(--ckpt "$RUN_ROOT/$WHO/backbone.pth"); fi
-    "$PY" transfer/knn.py "${B[@]}" "${CIFAR[@]}" --image-size 32 -k 20 -t 0.07 --scale smoke
-    "$PY" transfer/linear.py "${B[@]}" "${CIFAR[@]}" --smoke --precompute
+step "kNN and linear classification: each method vs random init (3 seeds) (smoke)"
+for WHO in $METHODS random:0 random:1 random:2; do
+    if [[ "$WHO" == random:* ]]; then B=("${RANDOM_IMAGENET[@]}" --seed "${WHO#random:}")
+    else B=(--ckpt "$RUN_ROOT/$WHO/backbone.pth"); fi
+    "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size 64 -k 20 -t 0.07 --scale smoke
+    [[ "$WHO" == random:[12] ]] || "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100
 done
 
 step "L-BFGS linear transfer and VOC07 low-shot SVM (smoke)"
 "$PY" -m pretrain.data.synthetic_transfer --out "$DATA_ROOT/transfer"
-"$PY" transfer/lbfgs_transfer.py --smoke --ckpt "$RUN_ROOT/mocov2/backbone.pth" --dataset dtd \
-    --data "$DATA_ROOT/transfer/dtd" --image-size 32
-"$PY" transfer/lowshot_svm.py --smoke "${RANDOM_IMAGENET[@]}" --data "$DATA_ROOT/VOCdevkit"
+FIRST="$RUN_ROOT/${METHODS%% *}/backbone.pth"  # the first pretrained smoke backbone (ImageNet stem)
+"$PY" transfer/lbfgs_transfer.py --smoke --ckpt "$FIRST" --dataset dtd \
+    --data "$DATA_ROOT/transfer/dtd" --image-size 64
+"$PY" transfer/lowshot_svm.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit"
 
-step "detection (detectron2) and segmentation (mmseg), pipeline checks with a random ImageNet-stem R18"
-# the smoke backbones above have the CIFAR stem, which detection/segmentation refuse
-"$PY" transfer/coco_det.py --smoke "${RANDOM_IMAGENET[@]}" --data "$DATA_ROOT/coco" --out "$RUN_ROOT/det/coco"
-"$PY" transfer/voc_det.py --smoke "${RANDOM_IMAGENET[@]}" --data "$DATA_ROOT/VOCdevkit" --out "$RUN_ROOT/det/voc"
-"$PY" transfer/voc_seg.py --smoke "${RANDOM_IMAGENET[@]}" --data "$DATA_ROOT/VOCdevkit" --work-dir "$RUN_ROOT/seg/voc"
-"$PY" transfer/cityscapes_seg.py --smoke "${RANDOM_IMAGENET[@]}" --data "$DATA_ROOT/cityscapes" --work-dir "$RUN_ROOT/seg/cityscapes"
+step "detection (detectron2) and segmentation (mmseg), pipeline checks on $FIRST"
+"$PY" transfer/coco_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/coco" --out "$RUN_ROOT/det/coco"
+"$PY" transfer/voc_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --out "$RUN_ROOT/det/voc"
+"$PY" transfer/voc_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --work-dir "$RUN_ROOT/seg/voc"
+"$PY" transfer/cityscapes_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/cityscapes" --work-dir "$RUN_ROOT/seg/cityscapes"
 
 step "collect results -> results/"
 "$PY" -m evaluation.collector

@@ -1,4 +1,4 @@
-"""The engine on the generated CIFAR-format data: a smoke run, exact resume, NaN stop."""
+"""The engine on the generated ImageFolder shapes: a smoke run, exact resume, NaN stop."""
 import csv
 
 import pytest
@@ -11,7 +11,8 @@ from pretrain.engine import NonFiniteLoss, train
 
 
 def _config(generated, out_dir, **extra):
-    overrides = [f"data.root={generated['cifar10']}", f"train.out_dir={out_dir}",
+    monitor = [] if any(k.startswith("monitor.") for k in extra) else ["monitor=null"]
+    overrides = [f"data.root={generated['imagefolder']}", f"train.out_dir={out_dir}", *monitor,
                  "optim.batch_size=16", "optim.max_steps=6", "method.queue_size=64",
                  "method.hidden_dim=64", "train.checkpoint_every=3", "train.quiet=true",
                  "train.deterministic=true", *[f"{k}={v}" for k, v in extra.items()]]
@@ -79,7 +80,8 @@ def test_missing_dataset_path_is_named(tmp_path):
 
 def test_byol_smoke_run_exports_backbone(generated, tmp_path):
     config = load_config(CONFIG_DIR / "byol_smoke.yaml", [
-        f"data.root={generated['cifar10']}", f"train.out_dir={tmp_path / 'byol'}", "optim.batch_size=16",
+        f"data.root={generated['imagefolder']}", f"train.out_dir={tmp_path / 'byol'}", "optim.batch_size=16",
+        "monitor=null",
         "optim.max_steps=2", "method.hidden_dim=64", "train.quiet=true"])
     path = train(config)
     model, meta = ckpt.load_backbone(path)
@@ -107,7 +109,7 @@ def test_knn_monitor_writes_monitor_csv(generated, tmp_path):
 def test_ressl_and_cgh_engine_runs(generated, tmp_path, name, extra):
     out = tmp_path / name
     config = load_config(CONFIG_DIR / f"{name}_smoke.yaml", [
-        f"data.root={generated['cifar10']}", f"train.out_dir={out}", "optim.batch_size=16",
+        f"data.root={generated['imagefolder']}", f"train.out_dir={out}", "optim.batch_size=16", "monitor=null",
         "optim.max_steps=2", "method.hidden_dim=32", "method.dim=16", "method.memory=64",
         "train.quiet=true", *extra])
     path = train(config)

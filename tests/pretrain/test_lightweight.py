@@ -119,7 +119,8 @@ def test_engine_run_exports_a_lightweight_backbone(generated, tmp_path):
     from pretrain.engine import train
 
     config = load_config(CONFIG_DIR / "ressl_smoke.yaml", [
-        f"data.root={generated['cifar10']}", f"train.out_dir={tmp_path / 'run'}", "optim.batch_size=8",
+        f"data.root={generated['imagefolder']}", f"train.out_dir={tmp_path / 'run'}", "optim.batch_size=8",
+        "monitor=null",
         "optim.max_steps=2", "method.hidden_dim=32", "method.dim=16", "method.memory=32", "train.quiet=true",
         "model.arch=efficientnet_b0", "model.stem=imagenet", "method.symmetric=true"])
     model, meta = ckpt.load_backbone(train(config), arch="efficientnet_b0")

@@ -9,7 +9,7 @@ def test_local_executor_runs_two_process_training(generated, tmp_path):
     out = tmp_path / "run"
     results = submit.main([
         "--config", "mocov2_smoke.yaml", "--local", "--tasks", "2", "--wait", "--cpus-per-task", "1",
-        "--timeout-min", "10", f"data.root={generated['cifar10']}", f"train.out_dir={out}",
+        "--timeout-min", "10", f"data.root={generated['imagefolder']}", f"train.out_dir={out}", "monitor=null",
         "optim.batch_size=16", "optim.max_steps=2", "method.queue_size=64", "method.hidden_dim=32",
         "train.quiet=true"])
     assert results == [str(out / "backbone.pth")] * 2  # both tasks return the exported backbone
