@@ -7,6 +7,7 @@ method, variant) so the collector can join results to them.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,6 +20,25 @@ class ConfigError(ValueError):
     pass
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where ``5e-4`` (no dot) is a string; here it is a float,
+    as in YAML 1.2, so ``optim.weight_decay=5e-4`` means what a user expects."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _load(text):
+    return yaml.load(text, Loader=_Loader)
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file() and (CONFIG_DIR / path).is_file():
@@ -26,7 +46,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     with open(path) as f:
-        config = yaml.safe_load(f) or {}
+        config = _load(f) or {}
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return apply_overrides(config, overrides)
@@ -44,7 +64,7 @@ def apply_overrides(config: dict[str, Any], overrides: Iterable[str]) -> dict[st
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = _load(raw)
     return config
 
 
