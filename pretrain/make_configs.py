@@ -51,9 +51,13 @@ Facts and the gaps filled (each a config value):
 - CGH (seed 000 Sec. 4.1): ReSSL's recipe plus tau_h 0.08, stages 3+4, m 0.999;
   Tiny-ImageNet/STL-10: 400 epochs, lr 0.06, wd 5e-4, bs 256; ImageNet: 200 epochs, lr 0.05,
   wd 1e-4, bs 256, memory 131072 (official code), 5 warm-up epochs (official code).
-- Not expressible yet, so not written: Table 8 "stronger augmentation" (CLSA's augmentation
-  setting, RandAugment among it: the batched view pipeline has no RandAugment), and Table 4
-  rows 8-13 (see above).
+- Table 8 "stronger augmentation": the seed says only that it follows CLSA's augmentation
+  setting [75] for 200 epochs. CLSA's (official code, run_multi.sh): 5 strong crops at
+  224/192/160/128/96 px with min/max area (0.2,.172,.143,.114,.086)/(1,.86,.715,.571,.429),
+  each MoCo v2's augmentation followed by RandAugment with 5 ops from FixMatch's 14-op pool
+  (each applied with probability 1/2, level uniform in 1..9 of 10). ASSUMED: those are
+  ReSSL's 5 student crops; the teacher view and everything else is the TPAMI multi-crop run.
+- Not written: Table 4 rows 8-13 (see above).
 """
 from __future__ import annotations
 
@@ -241,6 +245,10 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
         [row("ressl", "Table 7", "ReSSL", "1 crop; 1x backprop"), row("cgh", "Table 1", "ReSSL-pred", "1x backprop")])
     add("ressl/imagenet_r50_multicrop", ressl_tpami("resnet50", multi_crop=True),
         [row("ressl", "Table 8", "ReSSL", "multi-crop")])
+    add("ressl/imagenet_r50_strong_aug", ressl_tpami("resnet50", multi_crop=True),
+        [row("ressl", "Table 8", "ReSSL", "stronger augmentation")],
+        views__student={"size": 224, **STRONG, "randaugment": 5, "randaugment_magnitude": 10},
+        views__student_crops=MULTI_CROP_NEURIPS)
     add("ressl/imagenet_r50_2crops", ressl_tpami("resnet50"), [row("ressl", "Table 7", "ReSSL", "2 crops; 2x backprop")],
         method__symmetric=True)
     for arch, short, label in TABLE13_BACKBONES:

@@ -10,7 +10,10 @@ function of (seed, step) and resume is exact), then applied with batched tensor 
   downscaling is anti-aliased and a box of the output's size is copied exactly;
 - horizontal flip, colour jitter (brightness, contrast, saturation, hue -- applied in
   this fixed order, where torchvision draws a random order), grayscale, Gaussian blur
-  (per-sample sigma, separable grouped convolution), solarize; then normalisation.
+  (per-sample sigma, separable grouped convolution), solarize;
+- optionally RandAugment as CLSA's "stronger augmentation" uses it (``randaugment`` ops per
+  view from FixMatch's 14-op pool, each applied with probability 1/2 at a random level
+  1..magnitude-1; ``rand_augment`` below), then normalisation.
 
 The crop boxes and flips are returned with the views, so dense methods know each
 view's geometry. The same code runs on CPU and GPU.
@@ -42,6 +45,8 @@ class ViewSpec:
     blur_p: float = 0.5
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     solarize_p: float = 0.0
+    randaugment: int = 0                  # RandAugment ops per view (CLSA: 5); 0 = off
+    randaugment_magnitude: int = 10       # levels drawn from 1..magnitude-1 (CLSA: m = 10)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -59,6 +64,7 @@ class ViewParams:
     gray: torch.Tensor                    # (N,) bool
     blur_sigma: torch.Tensor              # (N,) float, 0 = no blur
     solarize: torch.Tensor                # (N,) bool
+    randaug: torch.Tensor | None = None   # (N, n, 3) long: op index, level (0 = not applied), sign (+1/-1)
     extra: dict = field(default_factory=dict)
 
 
@@ -105,7 +111,15 @@ def sample_params(spec: ViewSpec, n: int, height: int, width: int, g: torch.Gene
                                                 coin(spec.gray_p), coin(spec.blur_p),
                                                 coin(spec.solarize_p))
     sigma = _uniform(n, *spec.blur_sigma, g, device) * blur_on
-    return ViewParams(boxes, flip, jitter, jitter_on, gray, sigma, solarize)
+    randaug = None
+    if spec.randaugment:  # drawn last, so views without RandAugment are unchanged by it
+        k = spec.randaugment
+        op = torch.randint(len(RANDAUGMENT_OPS), (n, k), generator=g, device=device)
+        level = torch.randint(1, spec.randaugment_magnitude, (n, k), generator=g, device=device)
+        level = level * (torch.rand(n, k, generator=g, device=device) < 0.5)
+        sign = torch.where(torch.rand(n, k, generator=g, device=device) < 0.5, -1, 1)
+        randaug = torch.stack([op, level, sign], 2)
+    return ViewParams(boxes, flip, jitter, jitter_on, gray, sigma, solarize, randaug)
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
@@ -159,6 +173,110 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> tor
     return y.view(n, c, h, w)
 
 
+# FixMatch's RandAugment pool, as CLSA uses it: name -> (max value, bias); a level v in
+# 1..9 gives the value v * max / 10 + bias (PIL semantics, on [0, 1] floats here).
+RANDAUGMENT_OPS = (
+    ("autocontrast", None, None), ("brightness", 0.9, 0.05), ("color", 0.9, 0.05),
+    ("contrast", 0.9, 0.05), ("equalize", None, None), ("identity", None, None),
+    ("posterize", 4, 4), ("rotate", 30, 0), ("sharpness", 0.9, 0.05), ("shear_x", 0.3, 0),
+    ("shear_y", 0.3, 0), ("solarize", 256, 0), ("translate_x", 0.3, 0), ("translate_y", 0.3, 0),
+)
+_LEVELS = 10  # PIL ops' PARAMETER_MAX
+
+
+def _blend(x, degenerate, factor):
+    return (degenerate + factor.view(-1, 1, 1, 1) * (x - degenerate)).clamp(0, 1)
+
+
+def _to_uint8_levels(x):
+    return torch.round(x * 255)
+
+
+def _affine(x, matrix):
+    """Per-sample affine warp, nearest neighbour, zero fill (PIL ``Image.transform``):
+    ``matrix`` (N, 2, 3) maps output pixel-centre coordinates to input coordinates."""
+    n, _, h, w = x.shape
+    ys, xs = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype) + 0.5,
+                            torch.arange(w, device=x.device, dtype=x.dtype) + 0.5, indexing="ij")
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1).view(1, h * w, 3)
+    src = pts @ matrix.to(x.dtype).transpose(1, 2)                          # (N, h*w, 2) pixel units
+    # PIL's NEAREST takes floor(u); grid_sample's nearest rounds u - 0.5, so sample at floor(u) + 0.5
+    src = torch.floor(src) + 0.5
+    grid = torch.stack([2 * src[..., 0] / w - 1, 2 * src[..., 1] / h - 1], -1).view(n, h, w, 2)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def _randaugment_op(name: str, x: torch.Tensor, value: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """One RandAugment op on a [0, 1] batch; ``value`` (N,) float is the op's PIL parameter."""
+    from torchvision.transforms.v2 import functional as TF
+
+    n, _, h, w = x.shape
+    if name == "identity":
+        return x
+    if name == "autocontrast":
+        return TF.autocontrast(x)
+    if name == "equalize":
+        return TF.equalize(_to_uint8_levels(x).to(torch.uint8)).float() / 255
+    if name == "brightness":
+        return _blend(x, torch.zeros_like(x), value)
+    if name == "color":
+        return _blend(x, grayscale(x), value)
+    if name == "contrast":  # PIL: blend with the rounded mean of the 8-bit grayscale image
+        mean = torch.round(_to_uint8_levels(grayscale(x)).mean((1, 2, 3), keepdim=True)) / 255
+        return _blend(x, mean.expand_as(x), value)
+    if name == "sharpness":  # PIL: blend with the SMOOTH-filtered image, border pixels kept
+        kernel = torch.ones(3, 3, device=x.device, dtype=x.dtype)
+        kernel[1, 1] = 5
+        kernel = (kernel / kernel.sum()).expand(3, 1, 3, 3)
+        smooth = x.clone()
+        smooth[:, :, 1:-1, 1:-1] = torch.round(F.conv2d(x * 255, kernel, groups=3)) / 255
+        return _blend(x, smooth, value)
+    if name == "posterize":  # keep the top `bits` bits of each 8-bit value
+        step = (2 ** (8 - value)).view(-1, 1, 1, 1)
+        return torch.floor(_to_uint8_levels(x) / step) * step / 255
+    if name == "solarize":  # invert 8-bit values >= 256 - value
+        x8 = _to_uint8_levels(x)
+        return torch.where(x8 >= (256 - value).view(-1, 1, 1, 1), 255 - x8, x8) / 255
+    zero, one = torch.zeros_like(value), torch.ones_like(value)
+    v = value * sign
+    if name == "rotate":  # PIL rotate(v): counter-clockwise by v degrees about the centre
+        t = torch.deg2rad(-v)
+        cx, cy = w / 2, h / 2
+        cos, sin = torch.cos(t), torch.sin(t)
+        rows = [cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy]
+    elif name == "shear_x":
+        rows = [one, v, zero, zero, one, zero]
+    elif name == "shear_y":
+        rows = [one, zero, zero, v, one, zero]
+    elif name == "translate_x":
+        rows = [one, zero, torch.trunc(v * w), zero, one, zero]
+    elif name == "translate_y":
+        rows = [one, zero, zero, zero, one, torch.trunc(v * h)]
+    else:
+        raise ValueError(f"unknown RandAugment op {name!r}")
+    return _affine(x, torch.stack(rows, 1).view(n, 2, 3))
+
+
+def rand_augment(x: torch.Tensor, randaug: torch.Tensor) -> torch.Tensor:
+    """Apply the (N, n, 3) RandAugment draws of ``sample_params`` to a [0, 1] batch: in each
+    of the n rounds, every sample runs its own op; samples sharing an op run as one batch."""
+    for r in range(randaug.shape[1]):
+        op, level, sign = randaug[:, r].unbind(1)
+        for k, (name, max_v, bias) in enumerate(RANDAUGMENT_OPS):
+            sel = ((op == k) & (level > 0)).nonzero()[:, 0]
+            if name == "identity" or sel.numel() == 0:
+                continue
+            lv = level[sel].to(x.dtype)
+            if name in ("posterize", "rotate", "solarize"):  # PIL's integer parameters
+                value = torch.floor(lv * max_v / _LEVELS) + bias
+            elif max_v is None:
+                value = lv
+            else:
+                value = lv * max_v / _LEVELS + bias
+            x = x.index_copy(0, sel, _randaugment_op(name, x[sel], value, sign[sel].to(x.dtype)))
+    return x
+
+
 def apply_view(images: torch.Tensor, params: ViewParams, spec: ViewSpec) -> torch.Tensor:
     """uint8 or [0,1] float (N,3,H,W) -> normalised float (N,3,size,size)."""
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
@@ -176,6 +294,8 @@ def apply_view(images: torch.Tensor, params: ViewParams, spec: ViewSpec) -> torc
         kernel = max(3, int(0.1 * spec.size) // 2 * 2 + 1)  # odd, about 10% of the side
         x = x.index_copy(0, sel, gaussian_blur(x[sel], params.blur_sigma[sel], kernel))
     x = torch.where(params.solarize.view(-1, 1, 1, 1) & (x >= 0.5), 1 - x, x)
+    if params.randaug is not None:
+        x = rand_augment(x, params.randaug)
     mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -190,7 +310,8 @@ def make_views(images: torch.Tensor, spec: ViewSpec, g: torch.Generator, total: 
     n = images.shape[0]
     params = sample_params(spec, total or n, images.shape[2], images.shape[3], g, images.device)
     if total is not None:
-        params = ViewParams(**{f.name: getattr(params, f.name)[offset:offset + n]
+        params = ViewParams(**{f.name: None if getattr(params, f.name) is None
+                               else getattr(params, f.name)[offset:offset + n]
                                for f in fields(ViewParams) if f.name != "extra"})
     return apply_view(images, params, spec), params
 

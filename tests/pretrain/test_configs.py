@@ -65,3 +65,20 @@ def test_table13_and_2x_backprop_rows_have_configs():
         assert len(matches) == 1, (r.table, r.variant, r.backbone, len(matches))
         assert matches[0]["model"]["arch"] == ARCH_OF[r.backbone]
         assert bool(matches[0]["method"].get("symmetric")) == ("2 crops" in r.variant), (r.table, r.variant)
+
+
+def test_table8_stronger_augmentation_student_crops_run_randaugment():
+    """ReSSL Table 8 "stronger augmentation": 5 student crops (CLSA's sizes and scales), each
+    with RandAugment(5, 10) after the MoCo v2 pipeline; the teacher's weak view has none."""
+    matches = [load_config(p) for p in sorted((CONFIG_DIR / "ressl").glob("*.yaml"))
+               if any(ref["table"] == "Table 8" and ref.get("variant") == "stronger augmentation"
+                      for ref in load_config(p)["reproduces"])]
+    assert len(matches) == 1
+    small = matches[0] | {"model": {"arch": "resnet18", "stem": "imagenet"}}
+    small["method"] = matches[0]["method"] | {"memory": 256, "hidden_dim": 64}
+    model = build_method(small)
+    teacher, *students = model.views
+    assert [v.size for v in students] == [224, 192, 160, 128, 96]
+    assert [v.scale[0] for v in students] == [0.2, 0.172, 0.143, 0.114, 0.086]
+    assert all(v.randaugment == 5 and v.randaugment_magnitude == 10 for v in students)
+    assert teacher.randaugment == 0
