@@ -138,7 +138,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
         for images, _ in batch_loader(dataset, batches, int(d_cfg.get("workers", 0))):
             images = images.to(device, non_blocking=True)
             for group in optimizer.param_groups:
-                group["lr"] = float(lrs[step])
+                group["lr"] = float(lrs[step]) * group.get("lr_mult", 1.0)
             g.manual_seed(seed * 1_000_003 + step)
             views = [make_views(images, spec, g, total=batch_size, offset=rank * local_batch)[0]
                      for spec in core.views]

@@ -45,22 +45,37 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, exclude_bn_bias: bool) -> list[dict[str, Any]]:
-    """Two groups: weights (decayed, LARS-adapted) and 1-d parameters -- norm-layer
-    scales/shifts and biases -- which get no weight decay or LARS adaptation when
-    ``exclude_bn_bias`` is true."""
-    decay, plain = [], []
-    for p in model.parameters():
+def parameter_groups(model: nn.Module, weight_decay: float, exclude_bn_bias: bool,
+                     lr_mult: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Weights (decayed, LARS-adapted) and 1-d parameters -- norm-layer scales/shifts and
+    biases -- which get no weight decay or LARS adaptation when ``exclude_bn_bias`` is true.
+    ``lr_mult`` maps a submodule name (e.g. ``predictor``) to a learning-rate multiplier: its
+    parameters get their own groups with ``lr_mult`` set, which the engine's schedule applies."""
+    lr_mult = dict(lr_mult or {})
+    names = {name for name, _ in model.named_children()}
+    unknown = sorted(set(lr_mult) - names)
+    if unknown:
+        raise ValueError(f"optim.lr_mult names {unknown}, which are not submodules of "
+                         f"{type(model).__name__} (it has {sorted(names)})")
+    groups: dict[tuple[float, bool], list] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (plain if exclude_bn_bias and p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay, "lars_adapt": True},
-              {"params": plain, "weight_decay": 0.0, "lars_adapt": False}]
-    return [g for g in groups if g["params"]]
+            mult = float(lr_mult.get(name.split(".", 1)[0], 1.0))
+            plain = exclude_bn_bias and p.ndim <= 1
+            groups.setdefault((mult, plain), []).append(p)
+    out = []
+    for (mult, plain), params in sorted(groups.items(), key=lambda kv: (kv[0][0] != 1.0, kv[0][1])):
+        group = {"params": params, "weight_decay": 0.0 if plain else weight_decay, "lars_adapt": not plain}
+        if mult != 1.0:
+            group["lr_mult"] = mult
+        out.append(group)
+    return out
 
 
 def build_optimizer(model: nn.Module, optim: dict[str, Any], lr: float) -> torch.optim.Optimizer:
     name = optim.get("name", "sgd")
-    groups = parameter_groups(model, optim.get("weight_decay", 0.0), optim.get("exclude_bn_bias", False))
+    groups = parameter_groups(model, optim.get("weight_decay", 0.0), optim.get("exclude_bn_bias", False),
+                              optim.get("lr_mult"))
     if name == "sgd":
         for g in groups:
             g.pop("lars_adapt")

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -36,6 +37,37 @@ def test_bn_and_bias_excluded_from_decay():
     assert groups[1]["weight_decay"] == 0.0 and not groups[1]["lars_adapt"]
     sgd = build_optimizer(model, {"name": "sgd", "weight_decay": 1e-4, "exclude_bn_bias": True}, 0.1)
     assert [g["weight_decay"] for g in sgd.param_groups] == [1e-4, 0.0]
+
+
+def test_lr_mult_gives_a_submodule_its_own_groups():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+            self.predictor = nn.Linear(4, 2)
+
+    model = Net()
+    groups = parameter_groups(model, 1e-4, exclude_bn_bias=True, lr_mult={"predictor": 10})
+    mults = [(len(g["params"]), g.get("lr_mult", 1.0), g["weight_decay"]) for g in groups]
+    # encoder weight | encoder bias + BN | predictor weight | predictor bias
+    assert mults == [(1, 1.0, 1e-4), (3, 1.0, 0.0), (1, 10.0, 1e-4), (1, 10.0, 0.0)]
+    assert groups[2]["params"][0] is model.predictor.weight
+    with pytest.raises(ValueError, match="projector"):
+        parameter_groups(model, 1e-4, exclude_bn_bias=True, lr_mult={"projector": 10})
+
+
+def test_engine_applies_lr_mult_to_the_schedule(tmp_path, generated):
+    from pretrain.config import CONFIG_DIR, load_config
+    from pretrain.engine import train
+
+    config = load_config(CONFIG_DIR / "byol_smoke.yaml", [
+        f"data.root={generated['imagefolder']}", f"train.out_dir={tmp_path}", "monitor=null",
+        "optim.max_steps=2", "optim.warmup_epochs=0", "optim.name=sgd", "optim.lr_mult={predictor: 10}",
+        "train.checkpoint_every=1"])
+    train(config)
+    state = torch.load(tmp_path / "checkpoint.pth", weights_only=False)
+    lrs = sorted({round(g["lr"], 8) for g in state["optimizer"]["param_groups"]})
+    assert len(lrs) == 2 and abs(lrs[1] / lrs[0] - 10) < 1e-6
 
 
 def test_schedules():
