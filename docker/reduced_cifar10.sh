@@ -28,7 +28,7 @@ declare -A EXTRA=(  # per-method overrides of the smoke config for 5,000 images
     [mocov2]="method.queue_size=2048"
     [ressl]="method.memory=2048"
     [cgh]="method.memory=2048"
-    [byol]="optim.name=adamw optim.base_lr=2e-3 optim.weight_decay=1e-4 views.default.blur_p=0.0"
+    [byol]=""
 )
 DATA=(--dataset imagefolder --data "$ZIP" --dataset-name CIFAR-10 --max-per-class 500 --test-split test)
 KNN=(-k 200 -t 0.1 --image-size 64)
