@@ -124,7 +124,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
             epoch=at_step // steps_per_epoch, step=at_step, config=config, backbone=payload),
             ckpt_path)
 
-    monitor = _KnnMonitor(config, out) if main_process and config.get("monitor") else None
+    monitor = _KnnMonitor(config, out, step) if main_process and config.get("monitor") else None
     g = torch.Generator(device=device)
     every = int(t_cfg.get("checkpoint_every", 0)) or total_steps
     core.train()
@@ -198,17 +198,27 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
 class _KnnMonitor:
     """Weighted-kNN top-1 of the current backbone on a held-out split (``monitor`` config:
     kind/root default to the training data's; bank_split, query_split, k, temperature,
-    every_steps). Appended to ``monitor.csv``; a monitor, not a result record."""
+    every_steps; reader_args default to the training data's, so a class subset or a
+    ``max_per_class`` cut applies to both splits). Written to ``monitor.csv``, whose rows past
+    the resumed step are dropped as in ``log.csv``; a monitor, not a result record."""
 
-    def __init__(self, config: dict[str, Any], out: Path):
+    def __init__(self, config: dict[str, Any], out: Path, resume_step: int = 0):
         m, d = config["monitor"], config["data"]
         kind, root = m.get("kind", d["kind"]), m.get("root", d["root"])
         size = m.get("image_size", d["image_size"])
-        self.bank = UInt8Images(open_dataset(kind, root, m.get("bank_split", "train")), size)
-        self.queries = UInt8Images(open_dataset(kind, root, m.get("query_split", "test")), size)
+        reader_args = m.get("reader_args", d.get("reader_args") or {})
+        self.bank = UInt8Images(open_dataset(kind, root, m.get("bank_split", "train"), **reader_args), size)
+        self.queries = UInt8Images(open_dataset(kind, root, m.get("query_split", "test"), **reader_args), size)
         self.k, self.temperature = int(m.get("k", 200)), float(m.get("temperature", 0.1))
         self.every = int(m.get("every_steps", 100))
         self.path = out / "monitor.csv"
+        if self.path.exists():  # a fresh run starts a new file; a resumed one keeps its past
+            lines = self.path.read_text().splitlines(keepends=True)
+            kept = [row for row in lines[1:] if int(row.split(",")[0]) <= resume_step]
+            if kept:
+                self.path.write_text(lines[0] + "".join(kept))
+            else:
+                self.path.unlink()
 
     def __call__(self, backbone: nn.Module, step: int, device: str) -> float:
         accuracy = knn_accuracy(backbone, self.bank, self.queries, device, self.k, self.temperature,

@@ -98,6 +98,23 @@ def test_knn_monitor_writes_monitor_csv(generated, tmp_path):
         rows = list(csv.DictReader(f))
     assert [r["step"] for r in rows] == ["1", "2"]
     assert all(0.0 <= float(r["knn_top1"]) <= 100.0 for r in rows) and rows[0]["k"] == "5"
+    # a fresh run in the same folder starts a new monitor.csv (not appended to the old one)
+    train(config)
+    with open(tmp_path / "mon" / "monitor.csv") as f:
+        assert [r["step"] for r in csv.DictReader(f)] == ["1", "2"]
+
+
+def test_knn_monitor_uses_the_training_reader_args(generated, tmp_path):
+    from pretrain.engine import _KnnMonitor
+
+    config = _config(generated, tmp_path / "m", **{"data.reader_args.max_per_class": 3})
+    config["monitor"] = {"query_split": "val"}
+    monitor = _KnnMonitor(config, tmp_path)
+    assert len(monitor.bank) == len(monitor.queries) == 3 * 5
+    # on resume, rows past the resumed step are dropped, earlier ones kept
+    (tmp_path / "monitor.csv").write_text("step,knn_top1,k,temperature\n1,20.00,5,0.1\n2,30.00,5,0.1\n3,40.00,5,0.1\n")
+    _KnnMonitor(config, tmp_path, resume_step=2)
+    assert (tmp_path / "monitor.csv").read_text().splitlines()[1:] == ["1,20.00,5,0.1", "2,30.00,5,0.1"]
 
 
 @pytest.mark.parametrize("name,extra", [
