@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job. With no arguments: the whole pipeline at smoke scale on the suite's own
 # generated data -- install (cached) -> generate data -> pretrain MoCo v2, BYOL, ReSSL
-# and CGH (ImageNet-stem ResNet-18, 64 px shapes, 800 steps each) -> kNN and linear
+# and CGH (ImageNet-stem ResNet-18, 64 px shapes, 800 steps each, BYOL 400) -> kNN and linear
 # evaluation of each and of randomly initialised backbones -> L-BFGS transfer, low-shot SVM,
 # detectron2 detection and mmseg segmentation on the first pretrained backbone (pipeline
 # checks) -> collector writes results/*.csv and results/REPORT.md.
