@@ -199,8 +199,8 @@ class _KnnMonitor:
     """Weighted-kNN top-1 of the current backbone on a held-out split (``monitor`` config:
     kind/root default to the training data's; bank_split, query_split, k, temperature,
     every_steps; reader_args default to the training data's, so a class subset or a
-    ``max_per_class`` cut applies to both splits). Written to ``monitor.csv``, whose rows past
-    the resumed step are dropped as in ``log.csv``; a monitor, not a result record."""
+    ``max_per_class`` cut applies to both splits). Written to ``monitor.csv`` like ``log.csv``
+    (``_CsvLog``); a monitor, not a result record."""
 
     def __init__(self, config: dict[str, Any], out: Path, resume_step: int = 0):
         m, d = config["monitor"], config["data"]
@@ -211,22 +211,13 @@ class _KnnMonitor:
         self.queries = UInt8Images(open_dataset(kind, root, m.get("query_split", "test"), **reader_args), size)
         self.k, self.temperature = int(m.get("k", 200)), float(m.get("temperature", 0.1))
         self.every = int(m.get("every_steps", 100))
-        self.path = out / "monitor.csv"
-        if self.path.exists():  # a fresh run starts a new file; a resumed one keeps its past
-            lines = self.path.read_text().splitlines(keepends=True)
-            kept = [row for row in lines[1:] if int(row.split(",")[0]) <= resume_step]
-            if kept:
-                self.path.write_text(lines[0] + "".join(kept))
-            else:
-                self.path.unlink()
+        self.rows = _CsvLog(out / "monitor.csv", resume_step, fields=["step", "knn_top1", "k", "temperature"])
 
     def __call__(self, backbone: nn.Module, step: int, device: str) -> float:
         accuracy = knn_accuracy(backbone, self.bank, self.queries, device, self.k, self.temperature,
                                 progress=False)
-        new = not self.path.exists()
-        with open(self.path, "a") as f:
-            f.write(("step,knn_top1,k,temperature\n" if new else "") +
-                    f"{step},{accuracy:.2f},{self.k},{self.temperature}\n")
+        self.rows.writerow({"step": step, "knn_top1": f"{accuracy:.2f}", "k": self.k,
+                            "temperature": self.temperature})
         log.info("step %d: kNN monitor top-1 %.2f%%", step, accuracy)
         return accuracy
 
@@ -238,12 +229,13 @@ def _tensorboard(path: Path, purge_step: int):
 
 
 class _CsvLog:
-    """Append-only CSV of per-step scalars; on resume, rows past the resumed step are dropped."""
+    """Append-only CSV of per-step scalars (a fresh run starts a new file); on resume, rows
+    past the resumed step are dropped. Columns: ``fields``, then any other keys of the first row."""
 
     FIELDS = ["step", "epoch", "loss", "lr", "momentum"]
 
-    def __init__(self, path: Path, resume_step: int):
-        self.path = path
+    def __init__(self, path: Path, resume_step: int, fields: list[str] | None = None):
+        self.path, self.base_fields = path, list(fields or self.FIELDS)
         rows = []
         if path.exists() and resume_step > 0:
             with open(path) as f:
@@ -258,7 +250,7 @@ class _CsvLog:
     def writerow(self, row: dict[str, Any]) -> None:
         new = self.fields is None
         if new:
-            self.fields = self.FIELDS + [k for k in row if k not in self.FIELDS]
+            self.fields = self.base_fields + [k for k in row if k not in self.base_fields]
         with open(self.path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
             if new:

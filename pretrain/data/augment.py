@@ -207,12 +207,11 @@ def _affine(x, matrix):
 
 
 def _randaugment_op(name: str, x: torch.Tensor, value: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
-    """One RandAugment op on a [0, 1] batch; ``value`` (N,) float is the op's PIL parameter."""
+    """One RandAugment op (not ``identity``) on a [0, 1] batch; ``value`` (N,) float is the
+    op's PIL parameter."""
     from torchvision.transforms.v2 import functional as TF
 
     n, _, h, w = x.shape
-    if name == "identity":
-        return x
     if name == "autocontrast":
         return TF.autocontrast(x)
     if name == "equalize":
