@@ -16,12 +16,15 @@ Measures, in one run on the current device:
    augmentation, heads, losses, optimiser or EMA overhead;
 3. for reference, one bare forward+backward of the first view's shape.
 
+The step and each ceiling pass are timed in turn, ``--rounds`` times (``--steps`` calls each),
+so both see the same machine load; the reported ratio is the median over rounds.
 Prints img/s of each and the ratio. No data loading is timed (the uint8 batch is made
 once); this is a benchmark, not a test.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from contextlib import nullcontext
 
@@ -33,17 +36,26 @@ from pretrain.engine import METHODS, build_method
 from pretrain.optim import build_optimizer
 
 
-def _timed(fn, steps: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+def _interleaved(fns: dict, rounds: int, steps: int, warmup: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds per call of each function, measured in ``rounds`` rounds that each time
+    ``steps`` consecutive calls of every function in turn. Interleaving puts the step and its
+    ceiling under the same machine load: on a shared machine, timings taken minutes apart
+    drift by more than the overhead being measured."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -54,7 +66,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--size", type=int, default=224, help="view side")
     parser.add_argument("--input-size", type=int, default=None, help="side of the uint8 input batch (default: size * 8/7)")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10, help="timed calls per round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of interleaved timing (step, then each ceiling pass); the median is reported")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="torch.compile the method")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -97,21 +111,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 out.float().sum().backward()
         return run
 
-    t_step = _timed(train_step, args.steps, args.warmup, device)
-    t_pass = {p: _timed(bare(*p), args.steps, args.warmup, device) for p in sorted(set(passes))}
-    t_ceiling = sum(t_pass[p] for p in passes)
     first = (args.batch, 3, args.size, args.size)
-    t_bare = t_pass.get((first, True)) or _timed(bare(first, True), args.steps, args.warmup, device)
+    shapes = sorted(set(passes) | {(first, True)})
+    fns = {"step": train_step, **{shape: bare(*shape) for shape in shapes}}
+    times = _interleaved(fns, args.rounds, args.steps, args.warmup, device)
+    ceiling = [sum(times[p][r] for p in passes) for r in range(args.rounds)]
+    t_step, t_ceiling, t_bare = (statistics.median(t) for t in (times["step"], ceiling, times[(first, True)]))
     result = {"step_img_s": args.batch / t_step, "ceiling_img_s": args.batch / t_ceiling,
-              "ratio": t_ceiling / t_step, "bare_fwd_bwd_img_s": args.batch / t_bare,
-              "ratio_to_bare_fwd_bwd": t_bare / t_step,
+              "ratio": statistics.median(c / s for c, s in zip(ceiling, times["step"])),
+              "ratio_rounds": [c / s for c, s in zip(ceiling, times["step"])],
+              "bare_fwd_bwd_img_s": args.batch / t_bare,
+              "ratio_to_bare_fwd_bwd": statistics.median(b / s for b, s in zip(times[(first, True)], times["step"])),
               "passes": [f"{'fwd+bwd' if grad else 'fwd'} {shape[-1]}px" for shape, grad in passes]}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device {name} | {args.method} {args.arch} {args.size}px batch {args.batch} "
           f"{'compiled' if args.compile else 'eager'} {'bf16' if device.type == 'cuda' else 'fp32'}")
     print(f"backbone passes per step: {', '.join(result['passes'])}")
     print(f"train step: {result['step_img_s']:.1f} img/s | ceiling (those passes alone): "
-          f"{result['ceiling_img_s']:.1f} img/s | ratio {result['ratio']:.3f}")
+          f"{result['ceiling_img_s']:.1f} img/s | ratio {result['ratio']:.3f} (median of rounds: "
+          f"{', '.join(f'{r:.3f}' for r in result['ratio_rounds'])})")
     print(f"bare backbone fwd+bwd: {result['bare_fwd_bwd_img_s']:.1f} img/s | ratio to it "
           f"{result['ratio_to_bare_fwd_bwd']:.3f}")
     return result

@@ -45,9 +45,10 @@ class BYOL(nn.Module):
 
     def forward(self, views: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         # each view is its own batch, so batch-norm statistics are per view as in BYOL
-        p1, p2 = (self.predictor(self.projector(self.encoder(v))).float() for v in views)
+        # targets first, before the online graphs hold their activations (lower peak memory)
         with torch.no_grad():
             z1, z2 = (self.target_projector(self.target_encoder(v)).float() for v in views)
+        p1, p2 = (self.predictor(self.projector(self.encoder(v))).float() for v in views)
         loss = byol_loss(p1, z2) + byol_loss(p2, z1)
         return loss, {}
 

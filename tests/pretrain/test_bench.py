@@ -22,7 +22,7 @@ def _passes(method_name: str, **method_args):
         loss, _ = method([make_views(images, spec, g)[0] for spec in method.views])
         loss.backward()
 
-    return sorted(grad for _, grad in backbone_passes(method, step))
+    return [grad for _, grad in backbone_passes(method, step)]
 
 
 @pytest.mark.parametrize("name, args, expected", [
@@ -33,6 +33,8 @@ def _passes(method_name: str, **method_args):
     ("cgh", {"memory": 8}, [False, True]),                           # forward_stages counted too
 ])
 def test_backbone_passes(name, args, expected):
+    # in order: every no-grad (teacher/key) pass runs before the passes that keep a graph,
+    # so its activations are not held alongside theirs (lower peak memory, faster on CPU)
     assert _passes(name, **args) == expected
 
 
@@ -40,6 +42,6 @@ def test_bench_runs_and_reports_the_pass_ceiling(capsys):
     result = main(["--method", "mocov2", "--arch", "resnet18", "--stem", "cifar", "--size", "32",
                    "--batch", "4", "--steps", "1", "--warmup", "0", "--device", "cpu",
                    "method.queue_size=8", "method.hidden_dim=32", "method.dim=16"])
-    assert result["passes"] == ["fwd+bwd 32px", "fwd 32px"]
+    assert result["passes"] == ["fwd 32px", "fwd+bwd 32px"]
     assert 0 < result["ratio"] < float("inf") and 0 < result["ratio_to_bare_fwd_bwd"] < float("inf")
     assert "ceiling" in capsys.readouterr().out
