@@ -123,19 +123,25 @@ def batch_shuffled(fn, x: torch.Tensor, generator: torch.Generator | None = None
     return out[torch.argsort(perm)][mine]
 
 
-class InfoNCEWarmup:
-    """Mixin for methods that warm up with InfoNCE (ReSSL Eq. 7, CGH): the engine calls
-    ``begin_step(epoch, generator)`` before each step; ``alpha()`` is the weight of the
-    method's own loss, epoch / ``infonce_warmup_epochs`` (= step / warm-up steps) up to 1."""
+class StepContext:
+    """Mixin for methods that need the step's context: the engine calls
+    ``begin_step(epoch, generator)`` before each step with the training progress in
+    (fractional) epochs and the step's random generator (identical on every process, so a
+    shuffle-BN permutation is the same everywhere)."""
 
-    infonce_warmup_epochs: float = 0.0
     _epoch: float = 0.0
     _generator: torch.Generator | None = None
 
     def begin_step(self, epoch: float, generator: torch.Generator | None) -> None:
-        """Training progress in (fractional) epochs and the step's random generator
-        (identical on every process)."""
         self._epoch, self._generator = epoch, generator
+
+
+class InfoNCEWarmup(StepContext):
+    """Mixin for methods that warm up with InfoNCE (ReSSL Eq. 7, CGH): ``alpha()`` is the
+    weight of the method's own loss, epoch / ``infonce_warmup_epochs`` (= step / warm-up
+    steps) up to 1."""
+
+    infonce_warmup_epochs: float = 0.0
 
     def alpha(self) -> float:
         if self.infonce_warmup_epochs <= 0:

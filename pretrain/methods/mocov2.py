@@ -5,9 +5,12 @@
     L = InfoNCE(q, k, queue, tau)         negatives: FIFO queue of past keys
     theta_k <- m theta_k + (1 - m) theta_q
 
-Both views use the MoCo v2 augmentation. Batch norm is per process, or SyncBN with
-``train.sync_bn`` (MoCo's shuffle-BN is not implemented yet). Under DDP the keys of
-all processes are enqueued, in rank order.
+Both views use the MoCo v2 augmentation. Batch norm (``method.bn``): ``global`` = per
+process, or SyncBN with ``train.sync_bn``; ``shuffle`` = MoCo's shuffle-BN: the key encoder
+sees the global batch in a random order, so a query and its key are normalised with
+different samples (the official code's way to stop the intra-batch statistics leak; on one
+process the batch is split into ``bn_splits`` BN groups, as MoCo's single-GPU CIFAR demo does).
+Under DDP the keys of all processes are enqueued, in rank order.
 """
 from __future__ import annotations
 
@@ -17,17 +20,23 @@ from torch import nn
 
 from pretrain.data.augment import ViewSpec
 from pretrain.losses import info_nce
-from pretrain.methods.common import MemoryQueue, mlp, momentum_copy, momentum_update
+from pretrain.methods.common import (MemoryQueue, StepContext, batch_shuffled, mlp, momentum_copy,
+                                     momentum_update, split_batch_norm)
 from pretrain.models.resnet import build_backbone
 
 
-class MoCoV2(nn.Module):
+class MoCoV2(StepContext, nn.Module):
     def __init__(self, arch: str = "resnet50", stem: str = "imagenet", dim: int = 128,
                  hidden_dim: int = 2048, queue_size: int = 65536, tau: float = 0.2,
-                 view: dict | None = None):
+                 view: dict | None = None, bn: str = "global", bn_splits: int = 8):
         super().__init__()
+        if bn not in ("global", "shuffle"):
+            raise ValueError(f"bn must be 'global' or 'shuffle', got {bn!r}")
         self.tau = tau                                      # τ, InfoNCE temperature
+        self.shuffle_bn = bn == "shuffle"
         self.encoder_q = build_backbone(arch, stem=stem)    # f_q
+        if self.shuffle_bn:
+            split_batch_norm(self.encoder_q, bn_splits)
         self.head_q = mlp(self.encoder_q.num_features, hidden_dim, dim)  # g_q
         self.encoder_k = momentum_copy(self.encoder_q)      # f_k
         self.head_k = momentum_copy(self.head_q)            # g_k
@@ -49,7 +58,8 @@ class MoCoV2(nn.Module):
         # keys first: the no-grad pass then runs before the query's graph holds its activations
         # (the lower peak memory measured 17% faster per step on CPU; the result is the same)
         with torch.no_grad():
-            k = F.normalize(self.head_k(self.encoder_k(x_k)), dim=1)
+            key = lambda x: self.head_k(self.encoder_k(x))  # noqa: E731
+            k = F.normalize(batch_shuffled(key, x_k, self._generator) if self.shuffle_bn else key(x_k), dim=1)
         q = F.normalize(self.head_q(self.encoder_q(x_q)), dim=1)
         loss = info_nce(q.float(), k.float(), self.queue(), self.tau)
         self.queue.push(k)
@@ -60,4 +70,5 @@ def build(config: dict, arch: str, stem: str) -> MoCoV2:
     m = config.get("method", {})
     return MoCoV2(arch=arch, stem=stem, dim=m.get("dim", 128), hidden_dim=m.get("hidden_dim", 2048),
                   queue_size=m.get("queue_size", 65536), tau=m.get("tau", 0.2),
-                  view=config.get("views", {}).get("default"))
+                  view=config.get("views", {}).get("default"), bn=m.get("bn", "global"),
+                  bn_splits=m.get("bn_splits", 8))

@@ -1,4 +1,4 @@
-"""One MoCo v2 or ReSSL (shuffle-BN) step under torchrun (launched by test_distributed.py);
+"""One MoCo v2 (per-process or shuffle-BN) or ReSSL (shuffle-BN) step under torchrun (launched by test_distributed.py);
 writes grads and the queue/memory."""
 import os
 import sys
@@ -19,8 +19,10 @@ def batch():
 
 
 def build(method: str):
-    if method == "mocov2":
-        return MoCoV2("resnet18", stem="cifar", dim=16, hidden_dim=32, queue_size=24, view={"size": SIZE})
+    if method.startswith("mocov2"):  # mocov2_shuffle_bn: keys computed on a batch shuffled across processes
+        bn = "shuffle" if method == "mocov2_shuffle_bn" else "global"
+        return MoCoV2("resnet18", stem="cifar", dim=16, hidden_dim=32, queue_size=24, view={"size": SIZE},
+                      bn=bn, bn_splits=1)
     # ReSSL with shuffle-BN: the teacher runs on a batch shuffled across the processes
     return ReSSL("resnet18", stem="cifar", dim=16, hidden_dim=32, memory=24, bn="shuffle", bn_splits=1,
                  predictor=False, infonce_warmup_epochs=1, teacher_view={"size": SIZE},
@@ -44,7 +46,7 @@ def step(rank: int, world: int, method: str = "mocov2"):
     loss, _ = ddp(views)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    queue = model.queue if method == "mocov2" else model.memory
+    queue = model.queue if method.startswith("mocov2") else model.memory
     return grads, queue(), int(queue.ptr)
 
 

@@ -24,8 +24,10 @@ def _losses(run_dir):
         return [(row["step"], row["loss"]) for row in csv.DictReader(f)]
 
 
-def test_killed_and_resumed_run_equals_uninterrupted(generated, tmp_path, monkeypatch):
-    train(_config(generated, tmp_path / "a"))
+@pytest.mark.parametrize("bn", ["global", "shuffle"])  # shuffle-BN: the key permutation replays too
+def test_killed_and_resumed_run_equals_uninterrupted(generated, tmp_path, monkeypatch, bn):
+    extra = {"method.bn": bn, "method.bn_splits": 4}
+    train(_config(generated, tmp_path / "a", **extra))
     reference = _losses(tmp_path / "a")
     assert [s for s, _ in reference] == [str(i) for i in range(1, 7)]
 
@@ -38,10 +40,10 @@ def test_killed_and_resumed_run_equals_uninterrupted(generated, tmp_path, monkey
 
     monkeypatch.setattr(engine.ckpt, "save", killed_after_step_3)
     with pytest.raises(KeyboardInterrupt):
-        train(_config(generated, tmp_path / "b"))
+        train(_config(generated, tmp_path / "b", **extra))
     monkeypatch.setattr(engine.ckpt, "save", real_save)
     assert ckpt.load(tmp_path / "b" / "checkpoint.pth")["step"] == 3
-    train(_config(generated, tmp_path / "b"), resume="auto")
+    train(_config(generated, tmp_path / "b", **extra), resume="auto")
 
     assert _losses(tmp_path / "b") == reference
     a = ckpt.load(tmp_path / "a" / "checkpoint.pth")["models"]["method"]
