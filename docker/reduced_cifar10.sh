@@ -9,6 +9,7 @@
 #
 #   CIFAR_ZIP=../shared/data/cifar10-jpeg.zip bash docker/reduced_cifar10.sh
 #   METHODS="ressl cgh" RANDOM_SEEDS="" bash docker/reduced_cifar10.sh
+#   METHODS="" RANDOM_SEEDS="3 4" bash docker/reduced_cifar10.sh   # more random-init kNN baselines
 #
 # About 15-40 min per method on one CPU core (BYOL is the slowest: two forward+backward
 # passes per step); pretraining resumes from its last checkpoint if interrupted.
@@ -18,7 +19,7 @@ cd "$ROOT"
 PY="${PY:-$ROOT/.venv/bin/python}"
 ZIP="${CIFAR_ZIP:-$ROOT/../shared/data/cifar10-jpeg.zip}"
 [[ -e "$ZIP" ]] || { echo "reduced_cifar10.sh: CIFAR-10 ImageFolder not found: $ZIP (set CIFAR_ZIP)" >&2; exit 2; }
-METHODS="${METHODS:-mocov2 byol ressl cgh}"
+METHODS="${METHODS-mocov2 byol ressl cgh}"  # METHODS="" runs none (random init only)
 RANDOM_SEEDS="${RANDOM_SEEDS-0 1 2}"
 step() { printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
