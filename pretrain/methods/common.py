@@ -106,6 +106,18 @@ def split_batch_norm(module: nn.Module, splits: int) -> nn.Module:
     return module
 
 
+def use_shuffle_bn(bn: str, encoder: nn.Module, splits: int) -> bool:
+    """A method's ``bn`` setting: "global" (per-process BN, or SyncBN with ``train.sync_bn``)
+    or "shuffle" (MoCo's shuffle-BN). For "shuffle" the encoder's BN layers become ``splits``
+    groups (call it before the teacher/key copy is made); returns whether the teacher/key pass
+    runs on a shuffled batch (``batch_shuffled``)."""
+    if bn not in ("global", "shuffle"):
+        raise ValueError(f"bn must be 'global' or 'shuffle', got {bn!r}")
+    if bn == "shuffle":
+        split_batch_norm(encoder, splits)
+    return bn == "shuffle"
+
+
 @torch.no_grad()
 def batch_shuffled(fn, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """``fn(x)`` computed on a randomly shuffled global batch and returned in the original

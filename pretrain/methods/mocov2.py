@@ -21,7 +21,7 @@ from torch import nn
 from pretrain.data.augment import ViewSpec
 from pretrain.losses import info_nce
 from pretrain.methods.common import (MemoryQueue, StepContext, batch_shuffled, mlp, momentum_copy,
-                                     momentum_update, split_batch_norm)
+                                     momentum_update, use_shuffle_bn)
 from pretrain.models.resnet import build_backbone
 
 
@@ -30,13 +30,9 @@ class MoCoV2(StepContext, nn.Module):
                  hidden_dim: int = 2048, queue_size: int = 65536, tau: float = 0.2,
                  view: dict | None = None, bn: str = "global", bn_splits: int = 8):
         super().__init__()
-        if bn not in ("global", "shuffle"):
-            raise ValueError(f"bn must be 'global' or 'shuffle', got {bn!r}")
         self.tau = tau                                      # τ, InfoNCE temperature
-        self.shuffle_bn = bn == "shuffle"
         self.encoder_q = build_backbone(arch, stem=stem)    # f_q
-        if self.shuffle_bn:
-            split_batch_norm(self.encoder_q, bn_splits)
+        self.shuffle_bn = use_shuffle_bn(bn, self.encoder_q, bn_splits)
         self.head_q = mlp(self.encoder_q.num_features, hidden_dim, dim)  # g_q
         self.encoder_k = momentum_copy(self.encoder_q)      # f_k
         self.head_k = momentum_copy(self.head_q)            # g_k

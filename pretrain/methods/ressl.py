@@ -37,7 +37,7 @@ from torch import nn
 from pretrain.data.augment import ViewSpec
 from pretrain.losses import info_nce, relation_loss, symmetric_relation_loss
 from pretrain.methods.common import (InfoNCEWarmup, MemoryQueue, batch_shuffled, mlp, momentum_copy,
-                                     momentum_update, split_batch_norm)
+                                     momentum_update, use_shuffle_bn)
 from pretrain.models.resnet import build_backbone
 
 # Seed 003, Sec. 4 (small/medium datasets): RRC scale (0.2, 1), colour distortion strength 0.5
@@ -55,8 +55,6 @@ class ReSSL(InfoNCEWarmup, nn.Module):
                  bn_splits: int = 8, teacher_view: dict | None = None,
                  student_views: list[dict] | None = None, symmetric: bool = False):
         super().__init__()
-        if bn not in ("global", "shuffle"):
-            raise ValueError(f"bn must be 'global' or 'shuffle', got {bn!r}")
         student_views = student_views or [STRONG_VIEW]
         if symmetric and len(student_views) != 1:
             raise ValueError(f"symmetric ReSSL (2 crops) takes one student view spec, used for both "
@@ -67,12 +65,10 @@ class ReSSL(InfoNCEWarmup, nn.Module):
         self.encoder = build_backbone(arch, stem=stem)                                     # F_s
         self.projector = mlp(self.encoder.num_features, hidden_dim, dim, batch_norm=head_bn)  # g_s
         self.predictor = mlp(dim, hidden_dim, dim, batch_norm=head_bn) if predictor else nn.Identity()  # q
-        if bn == "shuffle":
-            split_batch_norm(self.encoder, bn_splits)
+        self.shuffle_bn = use_shuffle_bn(bn, self.encoder, bn_splits)
         self.teacher_encoder = momentum_copy(self.encoder)                                 # F_t
         self.teacher_projector = momentum_copy(self.projector)                             # g_t
         self.memory = MemoryQueue(memory, dim)                                             # Q
-        self.shuffle_bn = bn == "shuffle"
         self.symmetric = symmetric
         weak = [ViewSpec.from_dict(teacher_view or WEAK_VIEW)]
         strong = [ViewSpec.from_dict(v) for v in student_views]

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from pretrain.losses import relation_loss, symmetric_relation_loss
 from pretrain.methods.cgh import CGH
 from pretrain.methods.common import MemoryQueue, SplitBatchNorm2d, batch_shuffled, split_batch_norm
+from pretrain.methods.mocov2 import MoCoV2
 from pretrain.methods.ressl import ReSSL
 
 
@@ -272,3 +273,12 @@ def test_cgh_same_context_ablation_uses_each_context_own_target():
         zg2, zh2 = (F.normalize(z, dim=1).numpy() for z in model.teacher(weak))
     expected = reference_relation(zg1, zg2, q, 0.1, 0.04) + reference_relation(zh1, zh2, qh, 0.08, 0.08)
     assert loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("build", [
+    lambda bn: ReSSL("resnet18", stem="cifar", dim=8, hidden_dim=16, memory=8, bn=bn),
+    lambda bn: MoCoV2("resnet18", stem="cifar", dim=8, hidden_dim=16, queue_size=8, bn=bn),
+])
+def test_unknown_bn_setting_is_an_error_naming_it(build):
+    with pytest.raises(ValueError, match="'sync'"):
+        build("sync")
