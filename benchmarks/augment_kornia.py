@@ -9,10 +9,10 @@ why: see the engine issue's note).
 """
 import argparse
 import sys
-import time
 
 import torch
 
+from pretrain.bench import interleaved_timings
 from pretrain.data.augment import ViewSpec, make_views
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -26,28 +26,16 @@ except ImportError:
 torch.manual_seed(0)
 
 
-def timed(fn, n=5):
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(n):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t) / n
-
-
-
 for batch, side, out in ((256, 36, 32), (64, 256, 224)):
     imgs = torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8, device=device)
     spec = ViewSpec(size=out, blur_p=0.5)
     g = torch.Generator(device=device).manual_seed(0)
-    ours = timed(lambda: make_views(imgs, spec, g))
     aug = K.AugmentationSequential(
         K.RandomResizedCrop((out, out), scale=(0.2, 1.0)), K.RandomHorizontalFlip(),
         K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomGrayscale(p=0.2),
         K.RandomGaussianBlur((max(3, int(0.1 * out) // 2 * 2 + 1),) * 2, (0.1, 2.0), p=0.5),
         K.Normalize(mean=torch.tensor([0.485, 0.456, 0.406]), std=torch.tensor([0.229, 0.224, 0.225]))).to(device)
-    kor = timed(lambda: aug(imgs.float() / 255))
+    times = interleaved_timings({"suite": lambda: make_views(imgs, spec, g),
+                                 "kornia": lambda: aug(imgs.float() / 255)}, 1, 5, 1, device)
+    ours, kor = times["suite"][0], times["kornia"][0]
     print(f"{device} batch {batch} {side}->{out}px: suite {ours*1000:.0f} ms ({batch/ours:.0f} img/s) | kornia {kor*1000:.0f} ms ({batch/kor:.0f} img/s) | kornia/suite {kor/ours:.2f}")

@@ -36,7 +36,7 @@ from pretrain.engine import METHODS, build_method
 from pretrain.optim import build_optimizer
 
 
-def _interleaved(fns: dict, rounds: int, steps: int, warmup: int, device: torch.device) -> dict[str, list[float]]:
+def interleaved_timings(fns: dict, rounds: int, steps: int, warmup: int, device: torch.device) -> dict[str, list[float]]:
     """Seconds per call of each function, measured in ``rounds`` rounds that each time
     ``steps`` consecutive calls of every function in turn. Interleaving puts the step and its
     ceiling under the same machine load: on a shared machine, timings taken minutes apart
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     first = (args.batch, 3, args.size, args.size)
     shapes = sorted(set(passes) | {(first, True)})
     fns = {"step": train_step, **{shape: bare(*shape) for shape in shapes}}
-    times = _interleaved(fns, args.rounds, args.steps, args.warmup, device)
+    times = interleaved_timings(fns, args.rounds, args.steps, args.warmup, device)
     ceiling = [sum(times[p][r] for p in passes) for r in range(args.rounds)]
     t_step, t_ceiling, t_bare = (statistics.median(t) for t in (times["step"], ceiling, times[(first, True)]))
     result = {"step_img_s": args.batch / t_step, "ceiling_img_s": args.batch / t_ceiling,
