@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pretrain.distributed import gather, rank
+from pretrain.distributed import gather, rank, world_size
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False) -> nn.Sequential:
@@ -108,12 +108,15 @@ def split_batch_norm(module: nn.Module, splits: int) -> nn.Module:
 
 def use_shuffle_bn(bn: str, encoder: nn.Module, splits: int) -> bool:
     """A method's ``bn`` setting: "global" (per-process BN, or SyncBN with ``train.sync_bn``)
-    or "shuffle" (MoCo's shuffle-BN). For "shuffle" the encoder's BN layers become ``splits``
-    groups (call it before the teacher/key copy is made); returns whether the teacher/key pass
-    runs on a shuffled batch (``batch_shuffled``)."""
+    or "shuffle" (MoCo's shuffle-BN). For "shuffle" on ONE process the encoder's BN layers
+    become ``splits`` groups, emulating ``splits`` GPUs (call it before the teacher/key copy is
+    made); with several processes each process is one BN group and ``splits`` is ignored: the
+    shuffle crosses the processes, as in the official MoCo, ReSSL and CGH code (CGH's
+    ``bn_splits = 1 if distributed else 8``). Returns whether the teacher/key pass runs on a
+    shuffled batch (``batch_shuffled``)."""
     if bn not in ("global", "shuffle"):
         raise ValueError(f"bn must be 'global' or 'shuffle', got {bn!r}")
-    if bn == "shuffle":
+    if bn == "shuffle" and world_size() == 1 and splits > 1:
         split_batch_norm(encoder, splits)
     return bn == "shuffle"
 

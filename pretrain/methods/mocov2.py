@@ -9,7 +9,8 @@ Both views use the MoCo v2 augmentation. Batch norm (``method.bn``): ``global`` 
 process, or SyncBN with ``train.sync_bn``; ``shuffle`` = MoCo's shuffle-BN: the key encoder
 sees the global batch in a random order, so a query and its key are normalised with
 different samples (the official code's way to stop the intra-batch statistics leak; on one
-process the batch is split into ``bn_splits`` BN groups, as MoCo's single-GPU CIFAR demo does).
+process the batch is split into ``bn_splits`` BN groups, as MoCo's single-GPU CIFAR demo does;
+under DDP each process is one group and the shuffle crosses processes).
 Under DDP the keys of all processes are enqueued, in rank order.
 """
 from __future__ import annotations

@@ -23,10 +23,11 @@ student (z¹_a, z¹_b); each student view learns the other crop's teacher relati
 (what the seed states and what is assumed: see ``ReSSL.forward_symmetric``).
 
 Batch norm (seed, Sec. 4 "Implementation details"): global BN with the predictor, shuffle-BN
-without it. ``bn: shuffle`` emulates ``bn_splits`` GPUs: every network's BN statistics are
-computed per group of the batch (SplitBatchNorm2d) and the teacher sees the batch in a
-random order (under DDP the shuffle crosses processes, as in MoCo); ``bn: global`` is one
-BN over the batch (with ``train.sync_bn`` over all processes).
+without it. ``bn: shuffle`` on one process emulates ``bn_splits`` GPUs: every network's BN
+statistics are computed per group of the batch (SplitBatchNorm2d) and the teacher sees the
+batch in a random order; under DDP each process is one BN group (``bn_splits`` is ignored) and
+the shuffle crosses processes, as in MoCo; ``bn: global`` is one BN over the batch (with
+``train.sync_bn`` over all processes).
 """
 from __future__ import annotations
 

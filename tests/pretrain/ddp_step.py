@@ -19,20 +19,29 @@ def batch():
 
 
 def build(method: str):
+    """Shuffle-BN methods are built with the default ``bn_splits`` (8): under DDP each process
+    must be one BN group (the authors' rule), on one process the batch is split in 8."""
     if method.startswith("mocov2"):  # mocov2_shuffle_bn: keys computed on a batch shuffled across processes
         bn = "shuffle" if method == "mocov2_shuffle_bn" else "global"
-        return MoCoV2("resnet18", stem="cifar", dim=16, hidden_dim=32, queue_size=24, view={"size": SIZE},
-                      bn=bn, bn_splits=1)
+        return MoCoV2("resnet18", stem="cifar", dim=16, hidden_dim=32, queue_size=24, view={"size": SIZE}, bn=bn)
     # ReSSL with shuffle-BN: the teacher runs on a batch shuffled across the processes
-    return ReSSL("resnet18", stem="cifar", dim=16, hidden_dim=32, memory=24, bn="shuffle", bn_splits=1,
+    return ReSSL("resnet18", stem="cifar", dim=16, hidden_dim=32, memory=24, bn="shuffle",
                  predictor=False, infonce_warmup_epochs=1, teacher_view={"size": SIZE},
                  student_views=[{"size": SIZE}])
 
 
+def bn_groups(model) -> list[int]:
+    """The number of BN groups of every batch-norm layer (1 for a plain BatchNorm2d)."""
+    return sorted({getattr(m, "splits", 1) for m in model.modules()
+                   if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)})
+
+
 def step(rank: int, world: int, method: str = "mocov2"):
-    """One step on this process's share of the batch; returns grads, queue and its pointer."""
+    """One step on this process's share of the batch; returns grads, queue, its pointer and
+    the BN group counts of the model as built."""
     torch.manual_seed(0)
     model = build(method)
+    groups = bn_groups(model)
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
@@ -47,7 +56,7 @@ def step(rank: int, world: int, method: str = "mocov2"):
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     queue = model.queue if method.startswith("mocov2") else model.memory
-    return grads, queue(), int(queue.ptr)
+    return grads, queue(), int(queue.ptr), groups
 
 
 if __name__ == "__main__":

@@ -26,9 +26,13 @@ def test_two_gloo_processes_match_one_process(tmp_path, method):
                           str(WORKER), str(tmp_path), method], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     worker = _load_worker()
-    ref_grads, ref_queue, ref_ptr = worker.step(0, 1, method)
+    ref_grads, ref_queue, ref_ptr, ref_groups = worker.step(0, 1, method)
+    shuffle_bn = method.endswith("shuffle_bn")
+    # bn_splits (default 8) splits BN on one process only; under DDP each process is one group
+    assert max(ref_groups) == (8 if shuffle_bn else 1)
     for rank in range(2):
-        grads, queue, ptr = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        grads, queue, ptr, groups = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert groups == [1], groups
         assert grads.keys() == ref_grads.keys() and len(grads) > 0
         for name in ref_grads:
             torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-4, atol=1e-6, msg=name)
