@@ -26,7 +26,7 @@ from tqdm import tqdm
 from evaluation.records import append_record
 from pretrain import checkpoint as ckpt
 from pretrain import distributed
-from pretrain.config import dump_config
+from pretrain.config import ConfigError, dump_config
 from pretrain.optim import build_optimizer
 from pretrain.data.augment import make_views
 from pretrain.data.loading import UInt8Images, batch_loader, epoch_batches, open_dataset
@@ -68,6 +68,13 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
         torch.use_deterministic_algorithms(True)
 
     core = build_method(config).to(device)  # the method itself; `method` may wrap it in DDP
+    ema = config.get("ema")
+    if hasattr(core, "update_momentum") and not ema:
+        raise ConfigError(
+            f"{config.get('name', 'config')}: method {config['method']['name']!r} updates an EMA "
+            f"(momentum) teacher but the config has no `ema` block; state it, e.g. `ema: {{schedule: "
+            f"constant, base: 0.999}}` (MoCo v2, ReSSL NeurIPS, CGH) or `ema: {{schedule: cosine, base: "
+            f"0.996}}` (BYOL, ReSSL TPAMI: 0.996 -> 1)")
     if t_cfg.get("sync_bn", False):
         core = nn.SyncBatchNorm.convert_sync_batchnorm(core)
     channels_last = t_cfg.get("channels_last", True)  # faster on GPU and on CPU (oneDNN) alike
@@ -94,8 +101,8 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
     lr = o_cfg["base_lr"] * batch_size / o_cfg.get("lr_reference_batch", 256)
     lrs = cosine_with_warmup(lr, total_steps, int(o_cfg.get("warmup_epochs", 0) * steps_per_epoch),
                              final=o_cfg.get("final_lr", 0.0))
-    ema = config.get("ema", {"schedule": "constant", "base": 0.999})
-    momenta = momentum_schedule(ema["schedule"], ema["base"], total_steps)
+    momenta = (momentum_schedule(ema["schedule"], ema["base"], total_steps) if ema
+               else [float("nan")] * total_steps)  # no EMA teacher: logged as nan
     optimizer = build_optimizer(core, o_cfg, lr)
     use_amp = device.type == "cuda" and t_cfg.get("amp", True)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext

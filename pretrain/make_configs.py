@@ -1,4 +1,5 @@
-"""Write one YAML per published ReSSL / CGH pretraining run into pretrain/configs/{ressl,cgh}/.
+"""Write one YAML per published ReSSL / CGH pretraining run (and the MoCo v2 / BYOL baselines) into
+pretrain/configs/{ressl,cgh,baselines}/.
 
     python -m pretrain.make_configs            # (re)write the folders
     python -m pretrain.make_configs --check    # exit 1 if a committed file differs
@@ -58,6 +59,18 @@ Facts and the gaps filled (each a config value):
   (each applied with probability 1/2, level uniform in 1..9 of 10). ASSUMED: those are
   ReSSL's 5 student crops; the teacher view and everything else is the TPAMI multi-crop run.
 - Not written: Table 4 rows 8-13 (see above).
+
+Baselines (``baselines/``), the MoCo v2 and BYOL rows of the CGH and ReSSL tables:
+- MoCo v2, ImageNet 200 epochs (Chen et al. 2020; official main_moco.py flags --mlp --aug-plus
+  --cos --moco-t 0.2): SGD lr 0.03 x bs/256, bs 256, momentum 0.9, wd 1e-4 on every parameter, no
+  warm-up, cosine (per step here; per epoch in the official code), queue 65536, dim 128, MLP
+  hidden 2048, m 0.999 constant, shuffle-BN (8 GPUs x 32 images: ``bn_splits`` 8 on one
+  process, one group per process under DDP), MoCo v2 augmentation (blur p 0.5).
+- BYOL, ImageNet 200 epochs (the CGH rows are "cited from [9]", SimSiam's 200-epoch BYOL,
+  whose settings no seed gives): BYOL's published recipe (Grill et al. 2020, Sec. 3.3 and
+  App. C) at 200 epochs: LARS (eta 0.001; BN and biases excluded), lr 0.2 x bs/256, bs 4096,
+  wd 1.5e-6, 10 warm-up epochs then cosine, EMA tau 0.996 -> 1 with a cosine schedule,
+  projector/predictor 4096 -> 256 with BN, BYOL's asymmetric views, synchronised BN.
 """
 from __future__ import annotations
 
@@ -71,6 +84,7 @@ import yaml
 
 from pretrain.config import CONFIG_DIR
 
+FOLDERS = ("ressl", "cgh", "baselines")  # generated folders under pretrain/configs
 SMALL = {  # dataset -> reader kind, root, split, side, memory K, published name
     "cifar10": dict(kind="cifar10", root="data/cifar-10-batches-py", split="train", size=32, memory=4096,
                     name="CIFAR-10"),
@@ -175,6 +189,37 @@ def neurips_imagenet(method: str, multi_crop: bool = False) -> dict[str, Any]:
     if method == "ressl":
         config["method"].update(bn="shuffle", bn_splits=8)
     return config
+
+
+def mocov2_imagenet() -> dict[str, Any]:
+    return {
+        "scale": "full",
+        "method": {"name": "mocov2", "dim": 128, "hidden_dim": 2048, "queue_size": 65536, "tau": 0.2,
+                   "bn": "shuffle", "bn_splits": 8},
+        "model": {"arch": "resnet50", "stem": "imagenet"},
+        "data": imagenet_data(),
+        "views": {"default": {"size": 224, "scale": [0.2, 1.0], "jitter": JITTER, "jitter_p": 0.8, "gray_p": 0.2,
+                              "blur_p": 0.5}},
+        "optim": {"name": "sgd", "base_lr": 0.03, "lr_reference_batch": 256, "batch_size": 256, "momentum": 0.9,
+                  "weight_decay": 1.0e-4, "exclude_bn_bias": False, "warmup_epochs": 0, "epochs": 200},
+        "ema": {"schedule": "constant", "base": 0.999},
+        "train": {"seed": 0, "checkpoint_every": 1000},
+    }
+
+
+def byol_imagenet(epochs: int) -> dict[str, Any]:
+    return {
+        "scale": "full",
+        "method": {"name": "byol", "dim": 256, "hidden_dim": 4096},
+        "model": {"arch": "resnet50", "stem": "imagenet"},
+        "data": imagenet_data(),
+        "views": {"default": {"size": 224}},  # BYOL's view 1 / view 2 (pretrain.methods.byol.BYOL_VIEWS)
+        "optim": {"name": "lars", "eta": 0.001, "base_lr": 0.2, "lr_reference_batch": 256, "batch_size": 4096,
+                  "momentum": 0.9, "weight_decay": 1.5e-6, "exclude_bn_bias": True, "warmup_epochs": 10,
+                  "epochs": epochs},
+        "ema": {"schedule": "cosine", "base": 0.996},  # tau 0.996 -> 1 (BYOL Sec. 3.3)
+        "train": {"seed": 0, "checkpoint_every": 1000, "sync_bn": True},
+    }
 
 
 def row(paper: str, table: str, method: str, variant: str | None = None, **selectors) -> dict[str, Any]:
@@ -314,6 +359,17 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
         multi["method"].update(layers=[3, 4], tau_h=0.08, reduction="sum", context="cross", predictor=True)
         add(f"cgh/imagenet_r50_pred_multicrop_{epochs}ep", multi,
             [row("cgh", "Table 2", "CGH-pred", "1x backprop; multi-crop", epochs=epochs)], optim__epochs=epochs)
+
+    # Baselines: MoCo v2 and BYOL on ImageNet
+    add("baselines/mocov2_imagenet_r50_200ep", mocov2_imagenet(), [
+        row("cgh", "Table 1", "MoCo-v2", "1x backprop"), row("cgh", "Table 3", "MoCo-v2"),
+        row("cgh", "Table 4", "MoCo-v2", "Faster R-CNN R50-C4"), row("cgh", "Table 8", "MoCo-v2"),
+        row("cgh", "Table 9", "MoCo-v2", "Mask R-CNN R50-C4; 1x schedule"), row("cgh", "Table 10", "MoCo-v2"),
+        row("ressl", "Table 7", "MoCo V2", "1x backprop"),
+        *[row("ressl", "Table 11", "MoCo V2", f"k={k}") for k in (4, 8, 16, 32, 64, "full")]])
+    add("baselines/byol_imagenet_r50_200ep", byol_imagenet(200), [
+        row("cgh", "Table 1", "BYOL", "2x backprop"), row("cgh", "Table 4", "BYOL", "Faster R-CNN R50-C4"),
+        row("cgh", "Table 9", "BYOL", "Mask R-CNN R50-C4; 1x schedule"), row("cgh", "Table 10", "BYOL", epochs=200)])
     return out
 
 
@@ -333,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     files = {out / f"{name}.yaml": render(name, c, r) for name, (c, r) in runs().items()}
-    stale = [p for folder in ("ressl", "cgh") for p in sorted((out / folder).glob("*.yaml")) if p not in files]
+    stale = [p for folder in FOLDERS for p in sorted((out / folder).glob("*.yaml")) if p not in files]
     differ = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
     if args.check:
         for p in differ + stale:
@@ -344,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     for p, text in files.items():
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
-    print(f"wrote {len(files)} configs under {out}/{{ressl,cgh}} ({len(differ)} changed, {len(stale)} removed)")
+    print(f"wrote {len(files)} configs under {out}/{{{','.join(FOLDERS)}}} ({len(differ)} changed, {len(stale)} removed)")
     return 0
 
 

@@ -5,12 +5,13 @@
     L = InfoNCE(q, k, queue, tau)         negatives: FIFO queue of past keys
     theta_k <- m theta_k + (1 - m) theta_q
 
-Both views use the MoCo v2 augmentation. Batch norm (``method.bn``): ``global`` = per
-process, or SyncBN with ``train.sync_bn``; ``shuffle`` = MoCo's shuffle-BN: the key encoder
+Both views use the MoCo v2 augmentation. Batch norm (``method.bn``): ``shuffle`` (default,
+as MoCo's official code) = MoCo's shuffle-BN: the key encoder
 sees the global batch in a random order, so a query and its key are normalised with
 different samples (the official code's way to stop the intra-batch statistics leak; on one
 process the batch is split into ``bn_splits`` BN groups, as MoCo's single-GPU CIFAR demo does;
-under DDP each process is one group and the shuffle crosses processes).
+under DDP each process is one group and the shuffle crosses processes); ``global`` = per
+process, or SyncBN with ``train.sync_bn``.
 Under DDP the keys of all processes are enqueued, in rank order.
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pretrain.models.resnet import build_backbone
 class MoCoV2(StepContext, nn.Module):
     def __init__(self, arch: str = "resnet50", stem: str = "imagenet", dim: int = 128,
                  hidden_dim: int = 2048, queue_size: int = 65536, tau: float = 0.2,
-                 view: dict | None = None, bn: str = "global", bn_splits: int = 8):
+                 view: dict | None = None, bn: str = "shuffle", bn_splits: int = 8):
         super().__init__()
         self.tau = tau                                      # τ, InfoNCE temperature
         self.encoder_q = build_backbone(arch, stem=stem)    # f_q
@@ -68,5 +69,5 @@ def build(config: dict, arch: str, stem: str) -> MoCoV2:
     m = config.get("method", {})
     return MoCoV2(arch=arch, stem=stem, dim=m.get("dim", 128), hidden_dim=m.get("hidden_dim", 2048),
                   queue_size=m.get("queue_size", 65536), tau=m.get("tau", 0.2),
-                  view=config.get("views", {}).get("default"), bn=m.get("bn", "global"),
+                  view=config.get("views", {}).get("default"), bn=m.get("bn", "shuffle"),
                   bn_splits=m.get("bn_splits", 8))

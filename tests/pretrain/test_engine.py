@@ -6,7 +6,7 @@ import torch
 
 from pretrain import checkpoint as ckpt
 from pretrain import engine
-from pretrain.config import CONFIG_DIR, load_config
+from pretrain.config import CONFIG_DIR, ConfigError, load_config
 from pretrain.engine import NonFiniteLoss, train
 
 
@@ -71,6 +71,13 @@ def test_nan_loss_stops_with_last_good_checkpoint(generated, tmp_path, monkeypat
     assert state["step"] == 3
     model, _ = ckpt.load_backbone(tmp_path / "run" / "checkpoint.pth")
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_ema_method_without_ema_block_is_an_error_naming_it(generated, tmp_path):
+    """No silent default momentum: an EMA-using config must state its `ema` block."""
+    with pytest.raises(ConfigError, match="no `ema` block"):
+        train(_config(generated, tmp_path / "run", ema="null"))
+    assert not (tmp_path / "run" / "log.csv").exists()
 
 
 def test_missing_dataset_path_is_named(tmp_path):
