@@ -30,6 +30,9 @@ Facts and the gaps filled (each a config value):
   epochs, memory 65536, m 0.996 -> 1 (cosine), projector/predictor 4096 -> 256 with BN,
   tau_t 0.03, tau_s 0.1, BYOL-style student view with blur 0.5 / solarize 0.1 and min crop
   0.14; multi-crop 224/192/160/128/96 px, min/max area (0.14,.117,.095,.073,.05)/(1,.86,.715,.571,.429).
+  The teacher's weak view keeps random resized crop (0.2, 1) + flip: Sec. 5.1 changes "the
+  minimum crop area to 14%" for the contrastive (student) augmentation only and says "for weak
+  augmentation, we follow the best setting in Table 4" (RRC (0.2, 1) + flip, Sec. 4.4).
 - ImageNet, NeurIPS recipe (the "*" rows, batch 256; protocols.md): SGD lr 0.05, wd 1e-4
   (BN and bias excluded), 5 warm-up epochs, memory 131072, m 0.999, shuffle-BN, projector
   2048 -> 4096 -> 512 without BN, tau_t 0.04, tau_s 0.1, MoCo v2 student view.
@@ -53,11 +56,13 @@ Facts and the gaps filled (each a config value):
   Tiny-ImageNet/STL-10: 400 epochs, lr 0.06, wd 5e-4, bs 256; ImageNet: 200 epochs, lr 0.05,
   wd 1e-4, bs 256, memory 131072 (official code), 5 warm-up epochs (official code).
 - Table 8 "stronger augmentation": the seed says only that it follows CLSA's augmentation
-  setting [75] for 200 epochs. CLSA's (official code, run_multi.sh): 5 strong crops at
-  224/192/160/128/96 px with min/max area (0.2,.172,.143,.114,.086)/(1,.86,.715,.571,.429),
-  each MoCo v2's augmentation followed by RandAugment with 5 ops from FixMatch's 14-op pool
-  (each applied with probability 1/2, level uniform in 1..9 of 10). ASSUMED: those are
-  ReSSL's 5 student crops; the teacher view and everything else is the TPAMI multi-crop run.
+  setting [75] for 200 epochs, without numbers. The ReSSL authors' code defines it
+  (KyleZheng1997/ReSSL@4d67daa data/augmentation.py, ``Multi_Transform(strong=True)``): 5
+  student crops at 224/192/160/128/96 px, min area 0.08 for every crop, max area
+  (1,.86,.715,.571,.429), colour jitter (0.8, 0.8, 0.8, 0.2) with p 0.8, grayscale 0.2, blur
+  0.5, flip, then RandAugment(n 5, m 10) with FixMatch's 14-op pool (each op applied with
+  probability 1/2, level uniform in 1..9); the teacher keeps the weak view. Used as written;
+  everything else is the TPAMI multi-crop run.
 - Not written: Table 4 rows 8-13 (see above).
 
 Baselines (``baselines/``), the MoCo v2 and BYOL rows of the CGH and ReSSL tables:
@@ -119,6 +124,10 @@ MULTI_CROP_TPAMI = [dict(size=s, scale=[lo, hi]) for s, lo, hi in zip(
     (224, 192, 160, 128, 96), (0.14, 0.117, 0.095, 0.073, 0.05), (1.0, 0.86, 0.715, 0.571, 0.429))]
 MULTI_CROP_NEURIPS = [dict(size=s, scale=[lo, hi]) for s, lo, hi in zip(
     (224, 192, 160, 128, 96), (0.2, 0.172, 0.143, 0.114, 0.086), (1.0, 0.86, 0.715, 0.571, 0.429))]
+# ReSSL Table 8 "stronger augmentation" (authors' code, Multi_Transform(strong=True)): every crop's
+# min area 0.08, jitter (0.8, 0.8, 0.8, 0.2), RandAugment(5, 10) after the MoCo v2 pipeline
+STRONGER = dict(STRONG, scale=[0.08, 1.0], jitter=[0.8, 0.8, 0.8, 0.2], randaugment=5, randaugment_magnitude=10)
+MULTI_CROP_STRONGER = [dict(crop, scale=[0.08, crop["scale"][1]]) for crop in MULTI_CROP_NEURIPS]
 
 
 def small_base(method: str, dataset: str, epochs: int) -> dict[str, Any]:
@@ -150,7 +159,7 @@ def imagenet_data() -> dict[str, Any]:
 def ressl_tpami(arch: str, epochs: int = 200, multi_crop: bool = False) -> dict[str, Any]:
     student = dict(size=224, scale=[0.14, 1.0], jitter=[0.4, 0.4, 0.2, 0.1], jitter_p=0.8, gray_p=0.2,
                    blur_p=0.5, solarize_p=0.1)
-    views = {"teacher": {"size": 224, "scale": [0.14, 1.0]}, "student": student}
+    views = {"teacher": {"size": 224, "scale": [0.2, 1.0]}, "student": student}  # weak view: Table 4's best
     if multi_crop:
         views["student_crops"] = MULTI_CROP_TPAMI
     return {
@@ -292,8 +301,7 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
         [row("ressl", "Table 8", "ReSSL", "multi-crop")])
     add("ressl/imagenet_r50_strong_aug", ressl_tpami("resnet50", multi_crop=True),
         [row("ressl", "Table 8", "ReSSL", "stronger augmentation")],
-        views__student={"size": 224, **STRONG, "randaugment": 5, "randaugment_magnitude": 10},
-        views__student_crops=MULTI_CROP_NEURIPS)
+        views__student={"size": 224, **STRONGER}, views__student_crops=MULTI_CROP_STRONGER)
     add("ressl/imagenet_r50_2crops", ressl_tpami("resnet50"), [row("ressl", "Table 7", "ReSSL", "2 crops; 2x backprop")],
         method__symmetric=True)
     for arch, short, label in TABLE13_BACKBONES:

@@ -68,8 +68,9 @@ def test_table13_and_2x_backprop_rows_have_configs():
 
 
 def test_table8_stronger_augmentation_student_crops_run_randaugment():
-    """ReSSL Table 8 "stronger augmentation": 5 student crops (CLSA's sizes and scales), each
-    with RandAugment(5, 10) after the MoCo v2 pipeline; the teacher's weak view has none."""
+    """ReSSL Table 8 "stronger augmentation" as the authors' code defines it: 5 student crops,
+    every one with min area 0.08, jitter (0.8, 0.8, 0.8, 0.2) and RandAugment(5, 10) after the
+    MoCo v2 pipeline; the teacher's weak view (0.2, 1) has none of it."""
     matches = [load_config(p) for p in sorted((CONFIG_DIR / "ressl").glob("*.yaml"))
                if any(ref["table"] == "Table 8" and ref.get("variant") == "stronger augmentation"
                       for ref in load_config(p)["reproduces"])]
@@ -79,9 +80,22 @@ def test_table8_stronger_augmentation_student_crops_run_randaugment():
     model = build_method(small)
     teacher, *students = model.views
     assert [v.size for v in students] == [224, 192, 160, 128, 96]
-    assert [v.scale[0] for v in students] == [0.2, 0.172, 0.143, 0.114, 0.086]
+    assert [v.scale for v in students] == [(0.08, 1.0), (0.08, 0.86), (0.08, 0.715), (0.08, 0.571), (0.08, 0.429)]
+    assert all(v.jitter == (0.8, 0.8, 0.8, 0.2) and v.jitter_p == 0.8 for v in students)
     assert all(v.randaugment == 5 and v.randaugment_magnitude == 10 for v in students)
-    assert teacher.randaugment == 0
+    assert teacher.randaugment == 0 and teacher.scale == (0.2, 1.0) and teacher.jitter_p == 0
+
+
+def test_tpami_teacher_keeps_the_weak_crop_scale():
+    """ReSSL TPAMI recipe (Sec. 5.1): the 14% minimum crop area is the contrastive (student)
+    view's; the teacher's weak view stays RRC (0.2, 1) + flip (Table 4's best)."""
+    tpami = [c for c in (load_config(p) for p in sorted((CONFIG_DIR / "ressl").glob("imagenet_*.yaml")))
+             if c["optim"]["name"] == "lars"]
+    assert len(tpami) >= 15
+    for config in tpami:
+        assert config["views"]["teacher"]["scale"] == [0.2, 1.0], config["name"]
+        if "student_crops" not in config["views"]:
+            assert config["views"]["student"]["scale"] == [0.14, 1.0], config["name"]
 
 
 def test_mocov2_and_byol_imagenet_configs_state_their_recipe():
