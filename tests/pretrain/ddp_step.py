@@ -1,4 +1,4 @@
-"""One MoCo v2 (per-process or shuffle-BN) or ReSSL (shuffle-BN) step under torchrun (launched by test_distributed.py);
+"""One MoCo v2 (per-process or shuffle-BN), ReSSL or CGH (shuffle-BN) step under torchrun (launched by test_distributed.py);
 writes grads and the queue/memory."""
 import os
 import sys
@@ -7,6 +7,7 @@ import torch
 
 from pretrain import distributed
 from pretrain.data.augment import make_views
+from pretrain.methods.cgh import CGH
 from pretrain.methods.mocov2 import MoCoV2
 from pretrain.methods.ressl import ReSSL
 
@@ -24,6 +25,9 @@ def build(method: str):
     if method.startswith("mocov2"):  # mocov2_shuffle_bn: keys computed on a batch shuffled across processes
         bn = "shuffle" if method == "mocov2_shuffle_bn" else "global"
         return MoCoV2("resnet18", stem="cifar", dim=16, hidden_dim=32, queue_size=24, view={"size": SIZE}, bn=bn)
+    if method == "cgh_shuffle_bn":  # the teacher's two contexts computed on a batch shuffled across processes
+        return CGH("resnet18", stem="cifar", dim=16, hidden_dim=32, memory=24, bn="shuffle", reduction="mean",
+                   infonce_warmup_epochs=1, teacher_view={"size": SIZE}, student_views=[{"size": SIZE}])
     # ReSSL with shuffle-BN: the teacher runs on a batch shuffled across the processes
     return ReSSL("resnet18", stem="cifar", dim=16, hidden_dim=32, memory=24, bn="shuffle",
                  predictor=False, infonce_warmup_epochs=1, teacher_view={"size": SIZE},

@@ -282,3 +282,89 @@ def test_cgh_same_context_ablation_uses_each_context_own_target():
 def test_unknown_bn_setting_is_an_error_naming_it(build):
     with pytest.raises(ValueError, match="'sync'"):
         build("sync")
+
+
+def _tiny_cgh(**kw):
+    args = dict(arch="resnet18", stem="cifar", layers=(3, 4), dim=8, hidden_dim=16, memory=12,
+                tau_s=0.1, tau_t=0.04, tau_h=0.08)
+    args.update(kw)
+    model = CGH(**args)
+    model.memory.push(_unit(torch.Generator().manual_seed(1), 12, 8))
+    model.hyper_memory.push(_unit(torch.Generator().manual_seed(2), 12, 8))
+    return model
+
+
+def test_cgh_authors_recipe_halves_the_terms_and_warms_up_infonce_on_both_contexts():
+    """reduction 'mean' (the authors' 0.5/0.5) and, during the warm-up, (1 - α) times InfoNCE of
+    the global context against Q plus InfoNCE of the hypercolumn context against Q_h."""
+    torch.manual_seed(0)
+    model = _tiny_cgh(reduction="mean", infonce_warmup_epochs=2)
+    model.begin_step(0.5, None)  # alpha 0.25
+    q, qh = model.memory().numpy(), model.hyper_memory().numpy()
+    weak, strong = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
+    loss, logs = model([weak, strong])
+    with torch.no_grad():
+        zg1, zh1 = (F.normalize(z, dim=1).numpy() for z in model.student(strong))
+        zg2, zh2 = (F.normalize(z, dim=1).numpy() for z in model.teacher(weak))
+    cgh = 0.5 * (reference_relation(zg1, zh2, q, 0.1, 0.08, teacher_queue=qh)
+                 + reference_relation(zh1, zg2, qh, 0.08, 0.04, teacher_queue=q))
+    nce = _reference_nce(zg1, zg2, q, 0.2) + _reference_nce(zh1, zh2, qh, 0.2)
+    assert logs["alpha"] == 0.25
+    assert loss.item() == pytest.approx(0.25 * cgh + 0.75 * nce, rel=1e-4)
+    model.begin_step(2.0, None)  # after the warm-up: the CGH terms alone, halved
+    loss, logs = model([weak, strong])
+    assert loss.item() == pytest.approx(0.5 * (logs["L_gh"] + logs["L_hg"]), rel=1e-5)
+
+
+def test_cgh_local_crops_enter_only_the_global_student_term():
+    """Multi-crop: every crop's global embedding learns the hypercolumn teacher's relation
+    (averaged over the crops); the hypercolumn-student term uses the first crop only."""
+    torch.manual_seed(0)
+    model = _tiny_cgh(student_views=[{"size": 16}, {"size": 8}, {"size": 8}])
+    q, qh = model.memory().numpy(), model.hyper_memory().numpy()
+    weak, first, local_a, local_b = (torch.randn(4, 3, s, s) for s in (16, 16, 8, 8))
+    loss, logs = model([weak, first, local_a, local_b])
+    with torch.no_grad():
+        zg1, zh1 = (F.normalize(z, dim=1).numpy() for z in model.student(first))
+        zg2, zh2 = (F.normalize(z, dim=1).numpy() for z in model.teacher(weak))
+        locals_ = [F.normalize(model.student.projector(model.student.encoder(x)), dim=1).numpy()
+                   for x in (local_a, local_b)]
+    gh = np.mean([reference_relation(z, zh2, q, 0.1, 0.08, teacher_queue=qh) for z in [zg1, *locals_]])
+    hg = reference_relation(zh1, zg2, qh, 0.08, 0.04, teacher_queue=q)
+    assert logs["L_gh"] == pytest.approx(gh, rel=1e-4) and logs["L_hg"] == pytest.approx(hg, rel=1e-4)
+    assert loss.item() == pytest.approx(gh + hg, rel=1e-4)
+
+
+def test_cgh_shuffle_bn_splits_the_encoders_and_shuffles_the_teacher_batch():
+    torch.manual_seed(0)
+    model = _tiny_cgh(bn="shuffle", bn_splits=2)
+    split = lambda net: {type(m).__name__ for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)}  # noqa: E731
+    assert split(model.student.encoder) == split(model.teacher.encoder) == {"SplitBatchNorm2d"}
+    assert split(model.student.hypercolumn) == {"BatchNorm2d"}  # the heads' BN is plain, as the authors'
+    weak = torch.randn(8, 3, 16, 16)
+    model.begin_step(0.0, torch.Generator().manual_seed(3))
+    z_g2, z_h2 = model.teacher_embeddings(weak)
+    perm = torch.randperm(8, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref_g, ref_h = (F.normalize(z, dim=1)[torch.argsort(perm)] for z in model.teacher(weak[perm]))
+    torch.testing.assert_close(z_g2, ref_g)
+    torch.testing.assert_close(z_h2, ref_h)
+
+
+def test_hypercolumn_resizes_lower_stages_bilinearly():
+    """The authors' resize (bilinear, align_corners False): for C2 -> C5 (factor 8 on a 64 px
+    CIFAR-stem input) it differs from average pooling; for a factor 2 the two agree."""
+    torch.manual_seed(0)
+    model = CGH(arch="resnet18", stem="cifar", layers=(1, 4), dim=8, hidden_dim=16, memory=8).eval()
+    maps = model.student.encoder.forward_stages(torch.randn(2, 3, 64, 64))
+    head = model.student.hypercolumn
+    expected = head.reduce(torch.cat([F.interpolate(maps["C2"], size=maps["C5"].shape[-2:], mode="bilinear",
+                                                    align_corners=False), maps["C5"]], 1)).mean((2, 3))
+    torch.testing.assert_close(head(maps), expected)
+    head.resize = "avgpool"
+    assert not torch.allclose(head(maps), expected)
+    pair = CGH(arch="resnet18", stem="cifar", layers=(3, 4), dim=8, hidden_dim=16, memory=8).eval()
+    hyper = pair.student.hypercolumn
+    bilinear = hyper(maps)
+    hyper.resize = "avgpool"
+    torch.testing.assert_close(hyper(maps), bilinear)
