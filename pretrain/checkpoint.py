@@ -13,7 +13,8 @@ downstream harness loads::
     {"format": "ssl-repro/backbone", "version": 1, "arch": "resnet50", "stem": "imagenet",
      "method": "mocov2", "source_run": "...", "git_commit": "...",
      "state_dict": {torchvision key names: a ResNet without fc, or the ``features.*`` of
-                    EfficientNet-B0/B1 / MobileNet-V3-Large (``arch`` efficientnet_b0, ...)}}
+                    EfficientNet-B0/B1 / MobileNet-V3-Large (``arch`` efficientnet_b0, ...)},
+     and what the method's ``export_extra()`` adds (CGH: "hypercolumn", its hypercolumn head)}
 
 Files are written atomically and read with ``torch.load(weights_only=True)``. Loading
 a backbone is strict: any missing, unexpected or mis-shaped key, or a different

@@ -3,7 +3,9 @@
 A method is an ``nn.Module`` with ``views`` (a list of ``ViewSpec``), a ``forward(views)``
 returning ``(loss, logs)``, a ``backbone`` property (the network that is exported) and,
 for EMA methods, ``update_momentum(m)``; methods that need the training progress or the
-step's random generator (InfoNCE warm-up, shuffle-BN) define ``begin_step(epoch, generator)``.
+step's random generator (InfoNCE warm-up, shuffle-BN) define ``begin_step(epoch, generator)``;
+methods whose evaluation needs more than the backbone (CGH's hypercolumn head) define
+``export_extra()``, a dict stored in the exported backbone file.
 The engine owns data, augmentation, optimiser,
 schedules, mixed precision, checkpoints (atomic; exact resume), logging and the final
 backbone export + result record.
@@ -121,11 +123,14 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
     tensorboard = (_tensorboard(out / "tb", purge_step=step)
                    if main_process and t_cfg.get("tensorboard", True) else None)
 
+    def export_extra() -> dict[str, Any]:
+        return core.export_extra() if hasattr(core, "export_extra") else {}
+
     def save_checkpoint(at_step: int) -> None:
         if not main_process:
             return
         payload = ckpt.backbone_payload(core.backbone, method=config["method"]["name"],
-                                        source_run=str(out))
+                                        source_run=str(out), extra=export_extra())
         ckpt.save(ckpt.training_checkpoint(
             models={"method": core}, optimizer=optimizer, scaler=None, state={},
             epoch=at_step // steps_per_epoch, step=at_step, config=config, backbone=payload),
@@ -190,7 +195,8 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
     backbone_path = out / BACKBONE
     if not main_process:
         return backbone_path
-    ckpt.save_backbone(backbone_path, core.backbone, method=config["method"]["name"], source_run=str(out))
+    ckpt.save_backbone(backbone_path, core.backbone, method=config["method"]["name"], source_run=str(out),
+                       extra=export_extra())
     if step > first_step:
         append_record(method=config["method"]["name"], task="pretrain", dataset=d_cfg.get("name", d_cfg["kind"]),
                       metric="final_loss", value=loss_value, scale=config.get("scale", "smoke"),

@@ -14,7 +14,7 @@ import time
 
 from evaluation.records import append_record
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, open_dataset
-from pretrain.features import knn_accuracy
+from pretrain.features import REPRESENTATIONS, knn_accuracy, representation
 from transfer.common import add_common_args, add_dataset_args, backbone_from_args, parse_common
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet"}
@@ -32,12 +32,15 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("-t", "--temperature", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--representation", choices=REPRESENTATIONS, default="global",
+                        help="global: pooled last stage; hypercolumn: CGH's hypercolumn head (CGH checkpoints)")
     args = parse_common(parser, argv)
     if args.scale == "reduced" and args.max_per_class is None and not args.reduced:
         parser.error("--scale reduced: say what is reduced (--max-per-class or --reduced TEXT)")
 
     start = time.perf_counter()
     backbone, method, ckpt_path = backbone_from_args(args)
+    backbone = representation(backbone, args.representation, ckpt_path)
     reader_args = {"max_per_class": args.max_per_class} if args.max_per_class else {}
     bank, queries = (UInt8Images(open_dataset(args.dataset, args.data, split, **reader_args), args.image_size)
                      for split in (args.train_split, args.test_split))
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> float:
                   scale=args.scale, checkpoint=ckpt_path, device=args.device,
                   wall_time_s=time.perf_counter() - start, runs_dir=args.results,
                   protocol={"k": args.k, "temperature": args.temperature, "image_size": args.image_size,
+                            "representation": args.representation,
                             "train_images": len(bank), "test_images": len(queries),
                             "max_per_class": args.max_per_class, "data": str(args.data),
                             **({"reduced": args.reduced} if args.reduced else {})})

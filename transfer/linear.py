@@ -51,7 +51,7 @@ from tqdm import tqdm
 from evaluation.records import append_record
 from pretrain.data.augment import ViewSpec, make_views
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, batch_loader, epoch_batches, open_dataset
-from pretrain.features import extract_features
+from pretrain.features import REPRESENTATIONS, extract_features, representation
 from pretrain.schedules import cosine_with_warmup
 from transfer.common import ResizeCenterCrop, add_common_args, add_dataset_args, backbone_from_args, parse_common
 
@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--eval-every", type=int, default=0,
                         help="also evaluate every N epochs (recorded in protocol; the value stays the final epoch's)")
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--representation", choices=REPRESENTATIONS, default="global",
+                        help="global: pooled last stage; hypercolumn: CGH's hypercolumn head (CGH Table 8 'hyper')")
     add_recipe_args(parser, RECIPES, default="ressl_small")
     args = parse_common(parser, argv)
     recipe, overrides = resolve_recipe(args, RECIPES)
@@ -334,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     start = time.perf_counter()
     backbone, method, ckpt_path = backbone_from_args(args)
-    freeze(backbone).to(args.device)
+    backbone = freeze(representation(backbone, args.representation, ckpt_path)).to(args.device)
     reader_args = {"max_per_class": args.max_per_class} if args.max_per_class else {}
     train_reader, test_reader = (open_dataset(args.dataset, args.data, split, **reader_args)
                                  for split in (args.train_split, args.test_split))
@@ -356,6 +358,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     dataset = args.dataset_name or DATASET_NAMES.get(args.dataset, args.dataset)
     protocol = {**recipe_protocol(args.recipe, recipe, overrides),
                 "backbone": "frozen: eval mode (BN running statistics fixed), no gradient",
+                "representation": args.representation,
                 "head_init": "N(0, 0.01), bias 0",
                 "train_aug": ("none: features of the test transform, computed once (--precompute)" if args.precompute
                               else f"RandomResizedCrop({recipe.crop}, scale={tuple(recipe.crop_scale)}) + flip on the "

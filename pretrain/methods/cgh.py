@@ -141,6 +141,16 @@ class CGH(InfoNCEWarmup, nn.Module):
     def update_momentum(self, m: float) -> None:
         momentum_update(self.student, self.teacher, m)
 
+    def export_extra(self) -> dict:
+        """Written into the exported backbone file next to the encoder: the student's hypercolumn
+        head (stage maps -> 1x1 conv + BN + ReLU -> GAP = the hypercolumn context h_h), which
+        ``pretrain.features.representation(..., "hypercolumn")`` rebuilds for CGH's Table 8
+        "CGH (hyper)" row (the hypercolumn as the linear classifier's input)."""
+        head = self.student.hypercolumn
+        return {"hypercolumn": {"layers": list(head.layers), "dim": head.reduce[0].out_channels,
+                                "resize": head.resize,
+                                "state_dict": {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}}}
+
     @torch.no_grad()
     def teacher_embeddings(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_g2, z_h2), L2-normalised in fp32; with shuffle-BN the teacher sees the batch shuffled."""

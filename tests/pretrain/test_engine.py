@@ -141,6 +141,9 @@ def test_ressl_and_cgh_engine_runs(generated, tmp_path, name, extra):
     path = train(config)
     model, meta = ckpt.load_backbone(path)
     assert meta["method"] == name
+    assert ("hypercolumn" in meta) == (name == "cgh")  # CGH exports its hypercolumn head (Table 8 "hyper")
+    if name == "cgh":
+        assert meta["hypercolumn"]["layers"] == [1, 2, 3, 4]
     with open(out / "log.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all(torch.isfinite(torch.tensor(float(r["loss"]))) for r in rows)

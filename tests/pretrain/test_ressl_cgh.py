@@ -368,3 +368,29 @@ def test_hypercolumn_resizes_lower_stages_bilinearly():
     bilinear = hyper(maps)
     hyper.resize = "avgpool"
     torch.testing.assert_close(hyper(maps), bilinear)
+
+
+def test_cgh_backbone_file_carries_the_hypercolumn_head(tmp_path):
+    """The exported backbone holds the student's hypercolumn head; ``representation(...,
+    "hypercolumn")`` rebuilds h_h from it exactly; other checkpoints are refused, naming it."""
+    from pretrain import checkpoint as ckpt
+    from pretrain.features import HypercolumnFeatures, representation
+
+    torch.manual_seed(0)
+    model = CGH(arch="resnet18", stem="cifar", layers=(2, 4), dim=8, hidden_dim=16, memory=8)
+    with torch.no_grad():  # non-trivial BN statistics in the head
+        model.student.hypercolumn.reduce[1].running_mean.uniform_(-1, 1)
+    path = ckpt.save_backbone(tmp_path / "backbone.pth", model.backbone, method="cgh", extra=model.export_extra())
+    backbone, meta = ckpt.load_backbone(path)
+    assert meta["hypercolumn"]["layers"] == [2, 4] and meta["hypercolumn"]["resize"] == "bilinear"
+    features = representation(backbone, "hypercolumn", str(path)).eval()
+    assert isinstance(features, HypercolumnFeatures) and features.num_features == 512
+    x = torch.randn(3, 3, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        expected = model.student.hypercolumn(model.student.encoder.forward_stages(x))
+        torch.testing.assert_close(features(x), expected)
+    assert representation(backbone, "global", str(path)) is backbone
+    plain = ckpt.save_backbone(tmp_path / "plain.pth", model.backbone, method="ressl")
+    with pytest.raises(ckpt.CheckpointError, match="no 'hypercolumn' head"):
+        representation(backbone, "hypercolumn", str(plain))
