@@ -238,19 +238,33 @@ def test_hypercolumn_shapes(arch, stem, size, expected_c5):
     assert z_g.shape == z_h.shape == (2, 8)
 
 
-def test_cgh_loss_is_the_sum_of_the_two_cross_context_terms():
-    torch.manual_seed(0)
-    model = CGH(arch="resnet18", stem="cifar", layers=(3, 4), dim=8, hidden_dim=16, memory=12,
+def _tiny_cgh(**kw):
+    """A small CGH whose two memories are different and informative."""
+    args = dict(arch="resnet18", stem="cifar", layers=(3, 4), dim=8, hidden_dim=16, memory=12,
                 tau_s=0.1, tau_t=0.04, tau_h=0.08)
-    # make the two memories different and informative
+    args.update(kw)
+    model = CGH(**args)
     model.memory.push(_unit(torch.Generator().manual_seed(1), 12, 8))
     model.hyper_memory.push(_unit(torch.Generator().manual_seed(2), 12, 8))
+    return model
+
+
+def _cgh_step(model):
+    """One step on random views: loss, logs, the memories before it and (z_g1, z_h1, z_g2, z_h2)
+    recomputed outside the method, as numpy."""
     q, qh = model.memory().numpy(), model.hyper_memory().numpy()
     weak, strong = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
     loss, logs = model([weak, strong])
     with torch.no_grad():
         zg1, zh1 = (F.normalize(z, dim=1).numpy() for z in model.student(strong))
         zg2, zh2 = (F.normalize(z, dim=1).numpy() for z in model.teacher(weak))
+    return loss, logs, q, qh, (zg1, zh1, zg2, zh2)
+
+
+def test_cgh_loss_is_the_sum_of_the_two_cross_context_terms():
+    torch.manual_seed(0)
+    model = _tiny_cgh()
+    loss, logs, q, qh, (zg1, zh1, zg2, zh2) = _cgh_step(model)
     gh = reference_relation(zg1, zh2, q, 0.1, 0.08, teacher_queue=qh)   # CE(y_g1, y_h2)
     hg = reference_relation(zh1, zg2, qh, 0.08, 0.04, teacher_queue=q)  # CE(y_h1, y_g2)
     assert logs["L_gh"] == pytest.approx(gh, rel=1e-4) and logs["L_hg"] == pytest.approx(hg, rel=1e-4)
@@ -262,15 +276,7 @@ def test_cgh_loss_is_the_sum_of_the_two_cross_context_terms():
 
 def test_cgh_same_context_ablation_uses_each_context_own_target():
     torch.manual_seed(0)
-    model = CGH(arch="resnet18", stem="cifar", dim=8, hidden_dim=16, memory=12, context="same")
-    model.memory.push(_unit(torch.Generator().manual_seed(1), 12, 8))
-    model.hyper_memory.push(_unit(torch.Generator().manual_seed(2), 12, 8))
-    q, qh = model.memory().numpy(), model.hyper_memory().numpy()
-    weak, strong = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
-    loss, _ = model([weak, strong])
-    with torch.no_grad():
-        zg1, zh1 = (F.normalize(z, dim=1).numpy() for z in model.student(strong))
-        zg2, zh2 = (F.normalize(z, dim=1).numpy() for z in model.teacher(weak))
+    loss, _, q, qh, (zg1, zh1, zg2, zh2) = _cgh_step(_tiny_cgh(context="same"))
     expected = reference_relation(zg1, zg2, q, 0.1, 0.04) + reference_relation(zh1, zh2, qh, 0.08, 0.08)
     assert loss.item() == pytest.approx(expected, rel=1e-4)
 
@@ -284,35 +290,20 @@ def test_unknown_bn_setting_is_an_error_naming_it(build):
         build("sync")
 
 
-def _tiny_cgh(**kw):
-    args = dict(arch="resnet18", stem="cifar", layers=(3, 4), dim=8, hidden_dim=16, memory=12,
-                tau_s=0.1, tau_t=0.04, tau_h=0.08)
-    args.update(kw)
-    model = CGH(**args)
-    model.memory.push(_unit(torch.Generator().manual_seed(1), 12, 8))
-    model.hyper_memory.push(_unit(torch.Generator().manual_seed(2), 12, 8))
-    return model
-
-
 def test_cgh_authors_recipe_halves_the_terms_and_warms_up_infonce_on_both_contexts():
     """reduction 'mean' (the authors' 0.5/0.5) and, during the warm-up, (1 - α) times InfoNCE of
     the global context against Q plus InfoNCE of the hypercolumn context against Q_h."""
     torch.manual_seed(0)
     model = _tiny_cgh(reduction="mean", infonce_warmup_epochs=2)
     model.begin_step(0.5, None)  # alpha 0.25
-    q, qh = model.memory().numpy(), model.hyper_memory().numpy()
-    weak, strong = torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)
-    loss, logs = model([weak, strong])
-    with torch.no_grad():
-        zg1, zh1 = (F.normalize(z, dim=1).numpy() for z in model.student(strong))
-        zg2, zh2 = (F.normalize(z, dim=1).numpy() for z in model.teacher(weak))
+    loss, logs, q, qh, (zg1, zh1, zg2, zh2) = _cgh_step(model)
     cgh = 0.5 * (reference_relation(zg1, zh2, q, 0.1, 0.08, teacher_queue=qh)
                  + reference_relation(zh1, zg2, qh, 0.08, 0.04, teacher_queue=q))
     nce = _reference_nce(zg1, zg2, q, 0.2) + _reference_nce(zh1, zh2, qh, 0.2)
     assert logs["alpha"] == 0.25
     assert loss.item() == pytest.approx(0.25 * cgh + 0.75 * nce, rel=1e-4)
     model.begin_step(2.0, None)  # after the warm-up: the CGH terms alone, halved
-    loss, logs = model([weak, strong])
+    loss, logs, *_ = _cgh_step(model)
     assert loss.item() == pytest.approx(0.5 * (logs["L_gh"] + logs["L_hg"]), rel=1e-5)
 
 
