@@ -26,7 +26,7 @@ def _passes(method_name: str, **method_args):
 
 
 @pytest.mark.parametrize("name, args, expected", [
-    ("mocov2", {"queue_size": 8}, [False, True]),                    # key fwd, query fwd+bwd
+    ("mocov2", {"queue_size": 8, "bn_splits": 2}, [False, True]),    # key fwd (shuffle-BN), query fwd+bwd
     ("byol", {}, [False, False, True, True]),                        # symmetric: 2 target, 2 online
     ("ressl", {"memory": 8}, [False, True]),                         # weak teacher, strong student
     ("ressl", {"memory": 8, "symmetric": True}, [False, False, True, True]),
@@ -41,7 +41,7 @@ def test_backbone_passes(name, args, expected):
 def test_bench_runs_and_reports_the_pass_ceiling(capsys):
     result = main(["--method", "mocov2", "--arch", "resnet18", "--stem", "cifar", "--size", "32",
                    "--batch", "4", "--steps", "1", "--warmup", "0", "--device", "cpu",
-                   "method.queue_size=8", "method.hidden_dim=32", "method.dim=16"])
+                   "method.queue_size=8", "method.hidden_dim=32", "method.dim=16", "method.bn_splits=2"])
     assert result["passes"] == ["fwd 32px", "fwd+bwd 32px"]
     assert 0 < result["ratio"] < float("inf") and 0 < result["ratio_to_bare_fwd_bwd"] < float("inf")
     assert "ceiling" in capsys.readouterr().out
