@@ -38,6 +38,7 @@ from evaluation.records import append_record
 from pretrain.checkpoint import read_backbone
 from pretrain.data.readers import DatasetError
 from transfer.common import add_common_args, parse_common
+from transfer.convert_detectron2 import decide_norm_rescale
 from transfer.convert_mmseg import backbone_cfg, convert, verify_loaded
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "mmseg"
@@ -255,7 +256,8 @@ def build_parser(dataset: str, doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=None, help="total batch over all processes")
     parser.add_argument("--crop", type=int, default=None, help="square training crop side")
     parser.add_argument("--norm-rescale", type=float, default=None,
-                        help="PCD NormRescale constant (default: the protocol's; 0 disables)")
+                        help="PCD NormRescale factor (default: 0.25 for checkpoints whose method is 'pcd', none "
+                             "otherwise; 0 = off; a factor is refused for other methods and at --scale full)")
     parser.add_argument("--workers", type=int, default=None, help="data loader workers per process")
     parser.add_argument("--work-dir", default=None, help="mmengine work dir (default work_dirs/mmseg/...)")
     parser.add_argument("--converted", default=None, help=argparse.SUPPRESS)  # set for torchrun children
@@ -281,6 +283,8 @@ def run(dataset: str, doc: str, argv: list[str] | None = None) -> float:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(dataset, doc)
     args = parse_common(parser, argv)
+    if args.scale == "full" and args.norm_rescale is not None:
+        parser.error("--scale full applies NormRescale as PCD does (PCD checkpoints only); drop --norm-rescale")
     config = Path(args.config) if args.config else CONFIG_DIR / PROTOCOLS[dataset][args.protocol]
     cfg = Config.fromfile(str(config))
     suite = dict(cfg.get("suite", {}))
@@ -328,7 +332,8 @@ def run(dataset: str, doc: str, argv: list[str] | None = None) -> float:
         if args.arch and meta["arch"] != args.arch:
             parser.error(f"{args.ckpt} holds a {meta['arch']}, not {args.arch}")
         arch, method, ckpt_path = meta["arch"], args.method or meta.get("method", "unknown"), str(args.ckpt)
-        norm_rescale = suite.get("norm_rescale") if args.norm_rescale is None else (args.norm_rescale or None)
+        # PCD's NormRescale for PCD checkpoints (every protocol here is an FCN), never for others
+        norm_rescale = decide_norm_rescale(meta.get("method"), args.norm_rescale, c4_or_fcn=True)
         converted = args.converted
         if converted is None:
             work_dir.mkdir(parents=True, exist_ok=True)
@@ -420,6 +425,8 @@ def run(dataset: str, doc: str, argv: list[str] | None = None) -> float:
             "iterations": cfg.train_cfg.max_iters, "total_batch_size": total_batch, "world_size": world,
             "crop": list(cfg.model.data_preprocessor["size"]), "optimizer": dict(cfg.optim_wrapper.optimizer),
             "lr_schedule": [dict(s) for s in cfg.param_scheduler], "norm": norm, "norm_rescale": norm_rescale,
+            "norm_rescale_rule": ("x0.25 for checkpoints with method 'pcd' (PCD seed 002), none otherwise"
+                                  if args.norm_rescale is None else f"--norm-rescale {args.norm_rescale}"),
             "train_images": train_images, "val_images": val_images, "data": str(root),
             "backbone_tensors_checked": check.checked, "sources": list(suite.get("sources", [])),
             "val_history": [[i, m.get("mIoU")] for i, m in keep.history],

@@ -14,7 +14,8 @@ AP (mean over IoU .50:.05:.95), AP50, AP75. The papers report the mean of 5 runs
 Configs (``transfer/configs/detectron2/``): ``c4_24k`` (default; MoCo, LEWEL, CGH, PCD
 "VOC 07+12"), ``dc5_24k`` (R50-dilated-C5, Revisiting), ``c4_9k_voc07`` (PCD "VOC 07":
 VOC2007 trainval only, 9k iterations; the LR steps are assumed). The depth follows the
-checkpoint (R18/R34 with C4: BasicBlock res5 head). ``--norm-rescale 0.25``: PCD.
+checkpoint (R18/R34 with C4: BasicBlock res5 head). PCD's NormRescale (weights x0.25) is applied
+to checkpoints whose ``method`` is ``pcd`` in the C4 configs, never to other checkpoints.
 ``--voc-metric 2007`` (default) scores with detectron2's VOC2007 AP definition (11-point),
 as on VOC2007 test; ``2012`` uses the area under the curve. ``--data`` is a VOCdevkit
 folder (VOC2007/, VOC2012/ with Annotations, JPEGImages, ImageSets/Main/<split>.txt);
@@ -30,8 +31,8 @@ from pathlib import Path
 
 from evaluation.records import append_record
 from transfer.common import add_common_args, parse_common
-from transfer.detectron2_common import (build_cfg, check_scale, prepare_weights, resolve_checkpoint, run_protocol,
-                                        train_and_evaluate, voc_spec)
+from transfer.detectron2_common import (NORM_RESCALE_HELP, build_cfg, check_scale, prepare_weights,
+                                        resolve_checkpoint, run_protocol, train_and_evaluate, voc_spec)
 
 CONFIGS = {"c4_24k": ("voc_C4_24k", "2007/trainval,2012/trainval", "VOC07+12"),
            "dc5_24k": ("voc_DC5_24k", "2007/trainval,2012/trainval", "VOC07+12"),
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="AP definition of detectron2's evaluator (2007: 11-point)")
     parser.add_argument("--repeats", type=int, default=1, help="independent fine-tunings, averaged (papers: 5)")
     parser.add_argument("--num-gpus", type=int, default=1)
-    parser.add_argument("--norm-rescale", type=float, default=None, help="PCD NormRescale constant (0.25)")
+    parser.add_argument("--norm-rescale", type=float, default=None, help=NORM_RESCALE_HELP)
     parser.add_argument("--max-iter", type=int, default=None, help="shorter schedule (scale reduced)")
     parser.add_argument("--dataset-name", default=None, help="name in the records (default: the config's)")
     parser.add_argument("--out", default=None, help="detectron2 output folder (default runs/detectron2/voc/...)")

@@ -13,6 +13,9 @@ Protocols (mmengine configs in transfer/configs/mmseg, written from the papers' 
   crop 513, random scale 0.5-2 + flip, 45 epochs at batch 16 (45 x 661 = 29,745 iterations), SGD lr 0.003,
   x0.1 after epochs 30 and 40, weight decay 1e-4.
 
+NormRescale (PCD: backbone weights x0.25) is applied to checkpoints whose ``method`` is ``pcd``,
+never to other checkpoints.
+
 Data: the devkit's own layout, read by mmseg's ``PascalVOCDataset``: ``VOC2012/JPEGImages``,
 ``SegmentationClass`` + ``ImageSets/Segmentation/{train,val}.txt``, and the SBD aug masks as
 ``SegmentationClassAug`` + ``ImageSets/Segmentation/aug.txt``. Without the aug part a run
