@@ -22,6 +22,9 @@ Data: Cityscapes' own layout, read by mmseg's ``CityscapesDataset``:
 mmseg's ``IoUMetric`` mIoU of the last evaluation is recorded as task ``sem_seg``, dataset
 ``Cityscapes``. The backbone is converted by transfer/convert_mmseg.py and every tensor is
 compared after mmengine loaded it. One process uses BN instead of SyncBN (recorded).
+The papers report the mean of 5 runs: at ``--scale full`` the model is fine-tuned 5 times by
+default (``--repeats N``, seeds seed..seed+N-1; fewer cannot be ``full``); every run is recorded
+(``protocol.aggregate = "single_run"``) and, with more than one, their mean (``"mean_of_N"``).
 ``--smoke``: 2 iterations at crop 64 and batch 2, evaluation on the whole val split.
 """
 from __future__ import annotations

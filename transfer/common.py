@@ -92,3 +92,30 @@ class ResizeCenterCrop(Dataset):
         image, label = self.images[index]
         o, c = self.offset, self.crop
         return image[:, o:o + c, o:o + c], label
+
+
+# The papers average their fine-tuning results over 5 runs: MoCo's detection README ("means of
+# 5 trials", VOC), PCD seed 002 Sec. 4.1 ("average AP50 and AP over 5 runs" VOC; "average IoU ...
+# over 5 runs" Cityscapes), DenseCL/LEWEL VOC segmentation ("averaged over 5 trials",
+# protocols.md 2a), MoCo App. A / Revisiting ("mean of 5 trials" / "average of 5 runs", 2b).
+PAPER_REPEATS = 5
+
+
+def add_repeats_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"independent fine-tunings (seeds seed, seed+1, ...), each recorded, and their mean "
+                             f"recorded as aggregate mean_of_N (default: the papers' {PAPER_REPEATS} at --scale "
+                             "full, else 1)")
+
+
+def resolve_repeats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``--repeats``, defaulting to the papers' 5 at scale ``full`` and 1 otherwise; a full run
+    with fewer than 5 repeats is an error (its mean would not be the papers' statistic)."""
+    repeats = args.repeats if args.repeats is not None else (PAPER_REPEATS if args.scale == "full" else 1)
+    if repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.scale == "full" and repeats < PAPER_REPEATS:
+        parser.error(f"--scale full reports the mean of the papers' {PAPER_REPEATS} runs; "
+                     f"--repeats {repeats} is a reduced run")
+    args.repeats = repeats
+    return repeats

@@ -22,8 +22,11 @@ Data: the devkit's own layout, read by mmseg's ``PascalVOCDataset``: ``VOC2012/J
 trains on VOC12 train only and can only be ``--scale reduced`` or ``--smoke``. The backbone is
 converted by transfer/convert_mmseg.py and every tensor is compared after mmengine loaded it.
 mmseg's ``IoUMetric`` mIoU of the last evaluation is recorded as task ``sem_seg``, dataset
-``VOC12``. One process uses BN instead of SyncBN (recorded in the protocol). ``--smoke``:
-2 iterations at crop 64 and batch 2, evaluation on the whole val split.
+``VOC12``. One process uses BN instead of SyncBN (recorded in the protocol).
+The papers report the mean of 5 runs: at ``--scale full`` the model is fine-tuned 5 times by
+default (``--repeats N``, seeds seed..seed+N-1; fewer cannot be ``full``); every run is recorded
+(``protocol.aggregate = "single_run"``) and, with more than one, their mean (``"mean_of_N"``).
+``--smoke``: 2 iterations at crop 64 and batch 2, evaluation on the whole val split.
 """
 from __future__ import annotations
 
