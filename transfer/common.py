@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from pretrain.checkpoint import load_backbone
-from pretrain.data.loading import UInt8Images
+from pretrain.data.loading import UInt8Images, default_test_split
 from pretrain.models.resnet import build_backbone
 
 
@@ -43,7 +43,9 @@ def add_dataset_args(parser: argparse.ArgumentParser, kinds, kind_help: str = "r
     parser.add_argument("--data", required=True, help="dataset root (folder or .zip, original layout)")
     parser.add_argument("--dataset-name", default=None, help=name_help)
     parser.add_argument("--train-split", default="train", help=f"train split{split_help}")
-    parser.add_argument("--test-split", default="test", help=f"test split{split_help}")
+    parser.add_argument("--test-split", default=None,
+                        help=f"test split{split_help} (default: the dataset's evaluation split -- CIFAR/STL-10 "
+                             "test, Tiny-ImageNet val, ImageFolder whichever of val/test exists)")
     parser.add_argument("--max-per-class", type=int, default=None,
                         help="subset: first N images per class of each split (ImageFolder layouts)")
 
@@ -58,6 +60,8 @@ def parse_common(parser: argparse.ArgumentParser, argv: list[str] | None = None)
         args.scale = "smoke"
     elif args.scale is None:
         parser.error("say the scale of this run: --scale smoke|reduced|full (or --smoke)")
+    if getattr(args, "test_split", "") is None and getattr(args, "dataset", None):
+        args.test_split = default_test_split(args.dataset, args.data)
     return args
 
 
