@@ -11,13 +11,7 @@ from sklearn.metrics import average_precision_score
 from evaluation import logreg
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small problems: one thread avoids OpenMP barrier waits on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small problems: no OpenMP barrier waits
 
 
 def blobs(n: int, classes: int = 6, dim: int = 24, noise: float = 2.5, seed: int = 0):

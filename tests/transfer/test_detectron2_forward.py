@@ -22,14 +22,7 @@ from pretrain.models.resnet import build_backbone
 from transfer.detectron2_common import DatasetSpec, build_cfg, prepare_weights
 
 DUMMY = DatasetSpec("coco", "dummy", "", "")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _checkpoint(arch, tmp_path):

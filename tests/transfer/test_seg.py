@@ -15,15 +15,6 @@ from transfer.mmseg_common import FeatureNorm, RandomRescale
 IGNORE = 255
 
 
-@pytest.fixture
-def one_thread():
-    """Two busy cores: one intra-op thread is far faster than two contending OpenMP threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def mmseg_miou(predictions, labels, num_classes):
     metric = IoUMetric(iou_metrics=["mIoU"], ignore_index=IGNORE)
     metric.dataset_meta = {"classes": tuple(f"c{i}" for i in range(num_classes))}
