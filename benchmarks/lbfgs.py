@@ -5,7 +5,7 @@
     python benchmarks/lbfgs.py --features imagefolder --data ../shared/data/cifar10-jpeg.zip \\
         --ckpt runs/smoke/mocov2/backbone.pth --max-per-class 600 --image-size 32
 
-Both solvers get the same standardised float64 features, the same C grid (protocol: 45
+Both solvers get the same raw (not standardised) float64 features, the same C grid (protocol: 45
 values, C = 1/wd, wd log-spaced in [1e-6, 1e5]), ``max_iter`` and gradient tolerance; both
 are warm-started along the path (``evaluation.logreg``). Printed: wall time of sweep and
 refit, chosen C, test top-1 and mean per-class accuracy of each, the largest val-score

@@ -3,8 +3,9 @@
 The protocol (Kornblith et al. 2019; Ericsson et al. 2021, ``ssl-transfer/linear.py``;
 see ../shared/protocols.md section 3):
 
-- features standardised (mean/std fitted on the training rows; ``standardize=False`` keeps
-  them raw, as Ericsson's code does);
+- features raw (the global-pooled backbone output as is, float64), as Ericsson's code feeds
+  them to sklearn; ``standardize=True`` standardises them with the training rows' mean/std
+  instead (not the published protocol);
 - for every C of the sweep (``protocol_grid()``: C = 1/wd, wd 45 log-spaced values in
   [1e-6, 1e5], i.e. C from 1e6 down to 1e-5) fit on train, score on validation;
 - the C with the best validation score wins -- the first of the grid in its given order
@@ -22,15 +23,21 @@ of a multi-label problem (VOC07: one binary classifier per class, as Ericsson). 
   scikit-learn >= 1.8 multinomial is implied for 3+ classes (no ``multi_class``
   argument any more); ``warm_start=True`` along the sweep, as Ericsson;
 - ``solver="torch"``: ``torch.optim.LBFGS`` (strong-Wolfe line search) on the same
-  objective, written out with its analytic gradient (no autograd), float32 by default,
-  on any device. The stopping rule mirrors scipy's L-BFGS-B as sklearn calls it: the
+  objective, written out with its analytic gradient (no autograd), float64 by default
+  (``dtype=torch.float32`` for speed on a GPU), on any device. The stopping rule mirrors
+  scipy's L-BFGS-B as sklearn calls it: the
   objective is divided by n (sklearn minimises the mean) and the run stops when the
   largest gradient entry is <= ``tol`` or after ``max_iter`` iterations.
 
-Both walk the sweep from the smallest C (strongest penalty) upwards, each fit starting
-from the previous solution; the final refit starts from the train solution at the chosen
-C. Ericsson walks the other way (largest C first); at converged C values the direction
-does not matter.
+Warm starts (``path``): at sklearn's default 100 iterations most fits of the sweep stop
+before convergence, so where each fit starts changes the numbers. ``path="ericsson"``
+(default) is Ericsson's single warm-started classifier: the sweep walks wd upwards (C from
+1e6 down), each fit starting from the previous solution, and the final refit on train+val
+starts from the last fit of the sweep. ``path="ascending"`` walks from the smallest C
+(strongest penalty) upwards and refits from the train solution at the chosen C (fewer
+iterations to converge; not the published protocol). One difference remains for VOC07:
+Ericsson refits one classifier for the 20 classes in turn (each class warm-started from
+the previous class's solution); here each class has its own warm-started chain.
 
 Scores are percentages: ``top1``, ``mean_per_class_acc`` (mean of the confusion-matrix
 diagonal over row sums, sklearn ``confusion_matrix``) and ``mAP`` (VOC07 11-point
@@ -53,6 +60,7 @@ from tqdm import tqdm
 
 METRICS = ("top1", "mean_per_class_acc", "mAP")
 SOLVERS = ("sklearn", "torch")
+PATHS = ("ericsson", "ascending")
 
 
 # --------------------------------------------------------------------------- grid and metrics
@@ -269,6 +277,8 @@ class TransferResult:
     val_scores: list[float]
     metric: str
     solver: str
+    path: str
+    dtype: str
     iterations: list[int]
     refit_iterations: int
     sweep_time_s: float
@@ -277,7 +287,8 @@ class TransferResult:
 
     def protocol(self) -> dict[str, Any]:
         """The settings worth recording with the number."""
-        return {"solver": self.solver, "C": self.best_c, "C_index": self.best_index,
+        return {"solver": self.solver, "warm_start_path": self.path, "dtype": self.dtype,
+                "C": self.best_c, "C_index": self.best_index,
                 "grid": {"n": len(self.grid), "C_max": max(self.grid), "C_min": min(self.grid)},
                 "val_scores": [round(s, 4) for s in self.val_scores],
                 "iterations": self.iterations, "refit_iterations": self.refit_iterations,
@@ -331,14 +342,24 @@ def _scaled(train, *others, standardize: bool):
     return tuple(scaler.transform(np.asarray(a, dtype=np.float64)) for a in (train, *others))
 
 
-def fit_path(X_train, y_train, X_eval, grid, *, solver: str = "sklearn", multilabel: bool = False,
-             max_iter: int = 100, tol: float = 1e-4, device: str = "cpu", dtype: torch.dtype = torch.float32,
-             progress: bool = False) -> tuple[list[np.ndarray], list[int], list[Any], _Problem]:
-    """Fit every C of ``grid`` on (already scaled) training rows, warm-started from the
-    smallest C up; returns (decision on ``X_eval`` per grid entry, iterations per entry,
-    solution per entry, the problem), lists in ``grid`` order."""
-    problem = _Problem(y_train, multilabel, solver, X_train.shape[1], max_iter, tol, device, dtype)
+def path_order(grid, path: str) -> np.ndarray:
+    """Indices of ``grid`` in the order the warm-started sweep fits them: ``ericsson`` =
+    C descending (wd ascending, ``torch.logspace(-6, 5, 45)`` order), ``ascending`` = C ascending."""
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r}; expected one of {PATHS}")
     order = np.argsort(np.asarray(grid, dtype=float), kind="stable")
+    return order[::-1] if path == "ericsson" else order
+
+
+def fit_path(X_train, y_train, X_eval, grid, *, solver: str = "sklearn", multilabel: bool = False,
+             max_iter: int = 100, tol: float = 1e-4, device: str = "cpu", dtype: torch.dtype = torch.float64,
+             path: str = "ericsson", progress: bool = False
+             ) -> tuple[list[np.ndarray], list[int], list[Any], _Problem]:
+    """Fit every C of ``grid`` on (already scaled) training rows, each fit warm-started from
+    the previous one in ``path_order``; returns (decision on ``X_eval`` per grid entry,
+    iterations per entry, solution per entry, the problem), lists in ``grid`` order."""
+    problem = _Problem(y_train, multilabel, solver, X_train.shape[1], max_iter, tol, device, dtype)
+    order = path_order(grid, path)
     decisions: list[Any] = [None] * len(grid)
     iterations, states = [0] * len(grid), [None] * len(grid)
     for i in tqdm(order, desc=f"C sweep ({solver})", unit="C", disable=not progress):
@@ -349,9 +370,9 @@ def fit_path(X_train, y_train, X_eval, grid, *, solver: str = "sklearn", multila
 
 
 def linear_transfer(X_train, y_train, X_val, y_val, X_test, y_test, *, metric: str,
-                    grid=None, solver: str = "sklearn", standardize: bool = True, max_iter: int = 100,
-                    tol: float = 1e-4, device: str = "cpu", dtype: torch.dtype = torch.float32,
-                    progress: bool = False) -> TransferResult:
+                    grid=None, solver: str = "sklearn", standardize: bool = False, max_iter: int = 100,
+                    tol: float = 1e-4, device: str = "cpu", dtype: torch.dtype = torch.float64,
+                    path: str = "ericsson", progress: bool = False) -> TransferResult:
     """The whole protocol: sweep C on train -> val, refit on train+val with the best C, score test.
     Labels: class ids (N,) or, for ``metric="mAP"``, (N, K) multi-label 0/1 (or VOC -1/0/1: > 0 = positive)."""
     if metric not in METRICS:
@@ -361,10 +382,10 @@ def linear_transfer(X_train, y_train, X_val, y_val, X_test, y_test, *, metric: s
     y_train, y_val, y_test = (np.asarray(y) for y in (y_train, y_val, y_test))
     start = time.perf_counter()
     Xtr, Xva = _scaled(X_train, X_val, standardize=standardize)
-    decisions, iterations, states, path = fit_path(
+    decisions, iterations, states, problem = fit_path(
         Xtr, y_train, Xva, grid, solver=solver, multilabel=multilabel, max_iter=max_iter, tol=tol,
-        device=device, dtype=dtype, progress=progress)
-    val_scores = [score(metric, y_val, d, path.classes) for d in decisions]
+        device=device, dtype=dtype, path=path, progress=progress)
+    val_scores = [score(metric, y_val, d, problem.classes) for d in decisions]
     best = select_c(grid, val_scores)
     sweep_time = time.perf_counter() - start
 
@@ -374,7 +395,8 @@ def linear_transfer(X_train, y_train, X_val, y_val, X_test, y_test, *, metric: s
     Xtv, Xte = _scaled(X_trainval, X_test, standardize=standardize)
     final = _Problem(y_trainval, multilabel, solver, Xtv.shape[1], max_iter, tol, device, dtype)
     C = float(grid[best])
-    refit_iters = final.fit(Xtv, C, init=states[best] if final.compatible(path) else None)
+    start_state = states[path_order(grid, path)[-1]] if path == "ericsson" else states[best]
+    refit_iters = final.fit(Xtv, C, init=start_state if final.compatible(problem) else None)
     decision = final.decision(Xte)
     # single-label data: both accuracies (papers differ on which they print for a dataset)
     test_scores = {m: score(m, y_test, decision, final.classes)
@@ -383,6 +405,8 @@ def linear_transfer(X_train, y_train, X_val, y_val, X_test, y_test, *, metric: s
               "classes": int(final.width), "features": int(Xtv.shape[1])}
     return TransferResult(test_score=test_scores[metric], test_scores=test_scores, best_c=C, best_index=best,
                           grid=[float(c) for c in grid],
-                          val_scores=val_scores, metric=metric, solver=solver, iterations=iterations,
+                          val_scores=val_scores, metric=metric, solver=solver, path=path,
+                          dtype="float64" if solver == "sklearn" else str(dtype).removeprefix("torch."),
+                          iterations=iterations,
                           refit_iterations=refit_iters, sweep_time_s=sweep_time,
                           refit_time_s=time.perf_counter() - start, counts=counts)

@@ -18,6 +18,8 @@ silently partial load.
 | timm            | ``state_dict`` or ``state_dict_ema`` / ``conv1.weight`` ... (timm train checkpoints; timm resnet keys equal torchvision's) | ``fc.*`` |
 | torchvision     | top level / ``conv1.weight`` ... (bare state_dict; also DINO's released ResNet) | ``fc.*``  |
 | detectron2      | ``model`` / ``stem.conv1.weight``, ``res2.0...`` (MoCo's convert-pretrain-to-detectron2 pickles and transfer/convert_detectron2.py output) | ``stem.fc.*`` |
+| ressl           | ``model`` / ``module.encoder_q.net.*`` (ReSSL's released checkpoints: ReSSL@4d67daa ``linear_eval.py`` keeps exactly these keys; ``encoder_q.head`` is the projector) | ``fc.*`` |
+| cgh             | ``net`` / ``module.encoder_q.*`` (CGH's released checkpoints: Cross-Context_Learning@d064b00 ``detection/convert-pretrain-to-detectron2.py`` reads ``obj["net"]``, prefix ``module.encoder_q.``) | ``fc.*`` (MLP projector) |
 
 Detection is automatic (first layout whose container and prefix are present); when
 nothing matches, the error lists the checkpoint's top-level keys.
@@ -96,6 +98,8 @@ LAYOUTS: tuple[Layout, ...] = (
     Layout("torchvision", ((),), ("module.", ""), ("fc.",), sentinel="conv1.weight"),
     Layout("detectron2", (("model",),), ("",), ("stem.fc.",), rename=from_detectron2_name,
            sentinel="stem.conv1.weight"),
+    Layout("ressl", (("model",),), ("module.encoder_q.net.", "encoder_q.net."), ("fc.",)),
+    Layout("cgh", (("net",),), ("module.encoder_q.", "encoder_q."), ("fc.",)),
 )
 
 
@@ -129,9 +133,18 @@ def detect_layout(obj: Mapping[str, Any]) -> Layout:
     for layout in LAYOUTS:
         if _match(layout, obj) is not None:
             return layout
-    raise LayoutError(f"no importer fits this checkpoint: top-level keys {_describe(obj)}; known layouts: "
+    raise LayoutError(f"no importer fits this checkpoint: top-level keys {_describe(obj)}"
+                      + _inside_known_containers(obj) + "; known layouts: "
                       + "; ".join(f"{l.name} ({'/'.join(l.containers[0]) or '<top>'}: "
                                   f"{l.prefixes[0] or l.sentinel}*)" for l in LAYOUTS))
+
+
+def _inside_known_containers(obj: Mapping[str, Any]) -> str:
+    """For an unrecognised checkpoint: the first keys of every container a layout names that
+    is present (e.g. a ReSSL ``model`` whose keys lack the ``module.encoder_q.net.`` prefix)."""
+    paths = sorted({path for layout in LAYOUTS for path in layout.containers if path})
+    found = [(path, state) for path in paths if (state := _container(obj, path)) is not None]
+    return "".join(f"; under '{'/'.join(path)}': {_describe(state, limit=4)}" for path, state in found)
 
 
 def _describe(obj: Mapping[str, Any], limit: int = 16) -> str:

@@ -52,3 +52,15 @@ def smoke_checkpoint(tmp_path_factory):
         return made[arch, stem]
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """Two busy cores: one intra-op thread is far faster than two contending OpenMP threads.
+    Use it by name, or ``pytestmark = pytest.mark.usefixtures("one_thread")`` for a module."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,8 +17,8 @@ Configs (``transfer/configs/detectron2/``; ``r50_`` prefixes accepted for ResNet
   c4_2x_ressl  C4 2x at lr 0.04 (ReSSL)
   fpn_1x/2x    Mask R-CNN FPN, 4conv1fc head, SyncBN everywhere (LEWEL, PCD COCO-FPN)
 The depth follows the checkpoint (R18/R34 students of PCD Table 6 included; their C4
-head is the BasicBlock res5). ``--norm-rescale 0.25`` is PCD's NormRescale (C4 only in
-the paper). On CPU or one GPU, SyncBN is plain BN (recorded). ``--smoke``: 3 iterations
+head is the BasicBlock res5). PCD's NormRescale (weights x0.25) is applied to checkpoints
+whose ``method`` is ``pcd`` in the C4 configs (not FPN, as PCD), never to other checkpoints. On CPU or one GPU, SyncBN is plain BN (recorded). ``--smoke``: 3 iterations
 at 96-160 px, score threshold 0 so that AP is defined; says nothing about a method.
 The COCO root holds ``annotations/instances_{train,val}2017.json`` and ``train2017/``,
 ``val2017/`` image folders. Extra ``KEY VALUE`` pairs after the flags go to detectron2's
@@ -32,8 +32,8 @@ from pathlib import Path
 
 from evaluation.records import append_record
 from transfer.common import add_common_args, parse_common
-from transfer.detectron2_common import (build_cfg, check_scale, coco_num_classes, coco_spec, prepare_weights,
-                                        resolve_checkpoint, run_protocol, train_and_evaluate)
+from transfer.detectron2_common import (NORM_RESCALE_HELP, build_cfg, check_scale, coco_num_classes, coco_spec,
+                                        prepare_weights, resolve_checkpoint, run_protocol, train_and_evaluate)
 
 CONFIGS = {"c4_1x": "coco_C4_1x", "c4_2x": "coco_C4_2x", "c4_2x_ressl": "coco_C4_2x_ressl",
            "fpn_1x": "coco_FPN_1x", "fpn_2x": "coco_FPN_2x"}
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num-gpus", type=int, default=1, help="processes on this machine (one per GPU)")
     parser.add_argument("--train-split", default="train2017")
     parser.add_argument("--test-split", default="val2017")
-    parser.add_argument("--norm-rescale", type=float, default=None, help="PCD NormRescale constant (0.25)")
+    parser.add_argument("--norm-rescale", type=float, default=None, help=NORM_RESCALE_HELP)
     parser.add_argument("--max-iter", type=int, default=None, help="shorter schedule (scale reduced)")
     parser.add_argument("--out", default=None, help="detectron2 output folder (default runs/detectron2/coco/...)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="detectron2 config KEY VALUE pairs")

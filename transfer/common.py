@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from pretrain.checkpoint import load_backbone
-from pretrain.data.loading import UInt8Images
+from pretrain.data.loading import UInt8Images, default_test_split
 from pretrain.models.resnet import build_backbone
 
 
@@ -43,7 +43,9 @@ def add_dataset_args(parser: argparse.ArgumentParser, kinds, kind_help: str = "r
     parser.add_argument("--data", required=True, help="dataset root (folder or .zip, original layout)")
     parser.add_argument("--dataset-name", default=None, help=name_help)
     parser.add_argument("--train-split", default="train", help=f"train split{split_help}")
-    parser.add_argument("--test-split", default="test", help=f"test split{split_help}")
+    parser.add_argument("--test-split", default=None,
+                        help=f"test split{split_help} (default: the dataset's evaluation split -- CIFAR/STL-10 "
+                             "test, Tiny-ImageNet val, ImageFolder whichever of val/test exists)")
     parser.add_argument("--max-per-class", type=int, default=None,
                         help="subset: first N images per class of each split (ImageFolder layouts)")
 
@@ -58,6 +60,8 @@ def parse_common(parser: argparse.ArgumentParser, argv: list[str] | None = None)
         args.scale = "smoke"
     elif args.scale is None:
         parser.error("say the scale of this run: --scale smoke|reduced|full (or --smoke)")
+    if getattr(args, "test_split", "") is None and getattr(args, "dataset", None):
+        args.test_split = default_test_split(args.dataset, args.data)
     return args
 
 
@@ -92,3 +96,30 @@ class ResizeCenterCrop(Dataset):
         image, label = self.images[index]
         o, c = self.offset, self.crop
         return image[:, o:o + c, o:o + c], label
+
+
+# The papers average their fine-tuning results over 5 runs: MoCo's detection README ("means of
+# 5 trials", VOC), PCD seed 002 Sec. 4.1 ("average AP50 and AP over 5 runs" VOC; "average IoU ...
+# over 5 runs" Cityscapes), DenseCL/LEWEL VOC segmentation ("averaged over 5 trials",
+# protocols.md 2a), MoCo App. A / Revisiting ("mean of 5 trials" / "average of 5 runs", 2b).
+PAPER_REPEATS = 5
+
+
+def add_repeats_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"independent fine-tunings (seeds seed, seed+1, ...), each recorded, and their mean "
+                             f"recorded as aggregate mean_of_N (default: the papers' {PAPER_REPEATS} at --scale "
+                             "full, else 1)")
+
+
+def resolve_repeats(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``--repeats``, defaulting to the papers' 5 at scale ``full`` and 1 otherwise; a full run
+    with fewer than 5 repeats is an error (its mean would not be the papers' statistic)."""
+    repeats = args.repeats if args.repeats is not None else (PAPER_REPEATS if args.scale == "full" else 1)
+    if repeats < 1:
+        parser.error("--repeats must be >= 1")
+    if args.scale == "full" and repeats < PAPER_REPEATS:
+        parser.error(f"--scale full reports the mean of the papers' {PAPER_REPEATS} runs; "
+                     f"--repeats {repeats} is a reduced run")
+    args.repeats = repeats
+    return repeats

@@ -90,6 +90,30 @@ def norm_rescale(state: Mapping[str, torch.Tensor], factor: float) -> dict[str, 
     return out
 
 
+PCD_METHOD = "pcd"  # the ``method`` a PCD checkpoint carries (backbone.pth metadata)
+PCD_NORM_RESCALE = 0.25  # PCD seed 002, Sec. 4.1: "When fine-tuning C4 or FCN backbones pre-trained by PCD,
+#                         we employ this technique to multiply the weights by a constant 0.25"
+
+
+def decide_norm_rescale(method: str | None, requested: float | None, c4_or_fcn: bool) -> float | None:
+    """The NormRescale factor of one fine-tuning run, decided by the checkpoint's ``method``.
+
+    ``requested`` None (the default everywhere): PCD's constant 0.25 for a checkpoint whose
+    method is ``pcd`` fine-tuned as a C4 or FCN backbone (PCD: not for FPN), else none --
+    baselines are never rescaled. ``requested`` 0: none. A positive ``requested`` overrides the
+    constant, for a PCD checkpoint only: on any other method it is a ``ConversionError``.
+    """
+    if requested is not None and requested < 0:
+        raise ConversionError(f"NormRescale factor must be positive (0 = off), got {requested}")
+    if requested and method != PCD_METHOD:
+        raise ConversionError(f"NormRescale is PCD's fine-tuning technique (checkpoints with method "
+                              f"{PCD_METHOD!r}); this checkpoint's method is {method!r}, so "
+                              f"--norm-rescale {requested} is refused (baselines are never rescaled)")
+    if requested is not None:
+        return requested or None
+    return PCD_NORM_RESCALE if method == PCD_METHOD and c4_or_fcn else None
+
+
 def suite_to_detectron2(path: str | Path, norm_rescale_factor: float | None = None
                         ) -> tuple[dict[str, torch.Tensor], dict]:
     """(detectron2-named backbone tensors, checkpoint metadata) of any importable checkpoint."""
@@ -166,9 +190,13 @@ def main(argv: Iterable[str] | None = None) -> Path:
     parser.add_argument("ckpt", help="any checkpoint pretrain.checkpoint.read_backbone imports")
     parser.add_argument("out", help="output .pkl (MoCo/detectron2 format)")
     parser.add_argument("--norm-rescale", type=float, default=None,
-                        help="multiply conv weights by this constant (PCD NormRescale: 0.25)")
+                        help="multiply conv weights by this constant (PCD NormRescale: 0.25; PCD checkpoints "
+                             "only; not applied unless given)")
     args = parser.parse_args(argv)
-    named, meta = suite_to_detectron2(args.ckpt, args.norm_rescale)
+    named, meta = suite_to_detectron2(args.ckpt)
+    factor = decide_norm_rescale(meta.get("method"), args.norm_rescale, c4_or_fcn=False)
+    if factor:
+        named = norm_rescale(named, factor)
     path = write_pickle(named, args.out)
     print(f"{len(named)} tensors of {meta['arch']} ({meta.get('method')}) -> {path}")
     return path

@@ -40,11 +40,14 @@ from detectron2.utils.logger import setup_logger
 from pretrain.checkpoint import read_backbone, save_backbone
 from pretrain.data.readers import DatasetError
 from pretrain.models.resnet import build_backbone
-from transfer.convert_detectron2 import AUTHOR, place_in_model, suite_to_detectron2, verify_loaded
+from transfer.convert_detectron2 import (AUTHOR, decide_norm_rescale, norm_rescale, place_in_model,
+                                        suite_to_detectron2, verify_loaded)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "detectron2"
 DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101}
 RES5_BLOCKS = {18: 2, 34: 3, 50: 3, 101: 3}
+NORM_RESCALE_HELP = ("PCD NormRescale factor (default: 0.25 for checkpoints whose method is 'pcd' in C4 "
+                     "configs, none otherwise; 0 = off; a factor is refused for other methods and at --scale full)")
 
 
 # ----------------------------------------------------------------------------- ROI head
@@ -196,11 +199,22 @@ def build_cfg(config: str, arch: str, *, train: list[DatasetSpec], test: Dataset
 
 
 # ----------------------------------------------------------------------------- weights
-def prepare_weights(ckpt: str | Path, cfg: CfgNode, out_dir: Path, norm_rescale: float | None
+def is_c4(cfg: CfgNode) -> bool:
+    """A C4 detector: the res5 stage is the ROI head (MoCo's ``Res5ROIHeadsExtraNorm``)."""
+    return cfg.MODEL.ROI_HEADS.NAME.startswith("Res5ROIHeads")
+
+
+def prepare_weights(ckpt: str | Path, cfg: CfgNode, out_dir: Path, norm_rescale_request: float | None
                     ) -> tuple[Path, dict[str, Any]]:
-    """Convert the checkpoint, place every tensor under the exact name of the model ``cfg``
-    builds, write ``<out_dir>/backbone_detectron2.pth`` (no heuristics) and return it."""
-    named, meta = suite_to_detectron2(ckpt, norm_rescale)
+    """Convert the checkpoint, apply NormRescale as the checkpoint's method decides
+    (``decide_norm_rescale``: PCD checkpoints in C4 detectors; ``meta["norm_rescale"]``), place
+    every tensor under the exact name of the model ``cfg`` builds, write
+    ``<out_dir>/backbone_detectron2.pth`` (no heuristics) and return it."""
+    named, meta = suite_to_detectron2(ckpt)
+    factor = decide_norm_rescale(meta.get("method"), norm_rescale_request, c4_or_fcn=is_c4(cfg))
+    if factor:
+        named = norm_rescale(named, factor)
+    meta = {**meta, "norm_rescale": factor}
     probe = cfg.clone()
     probe.defrost()
     probe.MODEL.DEVICE = "cpu"
@@ -235,7 +249,10 @@ def resolve_checkpoint(args, out_dir: Path) -> tuple[str, str | None, str]:
 
 def run_protocol(cfg: CfgNode, config: str, arch: str, changes: dict, args, meta: dict, result: dict) -> dict:
     """What a detection record says about how it was made."""
-    return {"config": config, "arch": arch, "changes": changes, "norm_rescale": args.norm_rescale,
+    return {"config": config, "arch": arch, "changes": changes, "norm_rescale": meta.get("norm_rescale"),
+            "norm_rescale_rule": "x0.25 for checkpoints with method 'pcd' in C4 detectors (PCD seed 002), "
+                                 "none otherwise" if args.norm_rescale is None else f"--norm-rescale {args.norm_rescale}",
+            "checkpoint_method": meta.get("method"),
             "max_iter": cfg.SOLVER.MAX_ITER, "ims_per_batch": cfg.SOLVER.IMS_PER_BATCH,
             "base_lr": cfg.SOLVER.BASE_LR, "norm": cfg.MODEL.RESNETS.NORM, "num_gpus": args.num_gpus,
             "seed": args.seed, "data": str(args.data), "imported_layout": meta.get("imported", {}).get("layout"),
@@ -247,6 +264,9 @@ def check_scale(args, parser) -> None:
         parser.error("--scale reduced: say what is reduced (--max-iter or config KEY VALUE pairs)")
     if args.scale == "full" and args.max_iter is not None:
         parser.error("--scale full runs the paper's schedule; drop --max-iter")
+    if args.scale == "full" and args.norm_rescale is not None:
+        parser.error("--scale full applies NormRescale as the papers do (PCD checkpoints in C4 detectors); "
+                     "drop --norm-rescale")
 
 
 # ----------------------------------------------------------------------------- training

@@ -9,13 +9,19 @@ Revisiting's transfer table; the Kornblith et al. / Ericsson et al. protocol).
 
 Protocol (``evaluation.logreg`` has the details): features of every image extracted once,
 without augmentation -- shorter side resized to ``--image-size`` (bicubic), centre crop of
-that size, ImageNet normalisation, backbone in eval mode, global-pooled output; standardised
-with the training rows' mean/std; L2-regularised logistic regression (multinomial; one binary
-classifier per class for VOC2007) swept over ``--grid-size`` C values (45: C = 1/wd,
-wd log-spaced in [1e-6, 1e5]), C chosen on the validation split (official where the
-dataset has one, else a random 20% of train, numpy seed 0), refit on train+val, scored on
-test. ``--solver sklearn`` is scikit-learn's lbfgs, ``--solver torch`` the same objective
-with torch.optim.LBFGS (fast; CPU or GPU).
+that size, ImageNet normalisation, backbone in eval mode, global-pooled output, fed raw
+(float64, not standardised: Ericsson's code) to an L2-regularised logistic regression
+(multinomial; one binary classifier per class for VOC2007) swept over ``--grid-size`` C
+values (45: C = 1/wd, wd log-spaced in [1e-6, 1e5]) with sklearn's default 100 L-BFGS
+iterations, one warm-started classifier walking wd upwards (Ericsson's path), C chosen on
+the validation split (official where the dataset has one, else a random 20% of train,
+numpy seed 0), refit on train+val, scored on test.
+
+Defaults are the published protocol: ``--solver sklearn`` (scikit-learn's
+``LogisticRegression(solver="lbfgs")``), raw features, float64. ``--solver torch`` is
+the same objective with torch.optim.LBFGS (CPU or GPU; ``--dtype float32`` for speed) and
+is recorded as such (``protocol.solver``, ``protocol.deviations``); ``--standardize`` and
+``--path ascending`` change the protocol and cannot be recorded as ``--scale full``.
 
 Records task ``transfer_linear`` with the dataset's published name: the protocol's metric
 (top1, mean_per_class_acc for Aircraft/Caltech-101/Flowers/Pets, mAP for VOC07) and, for
@@ -29,8 +35,9 @@ import argparse
 import time
 
 import numpy as np
+import torch
 
-from evaluation.logreg import SOLVERS, linear_transfer, protocol_grid
+from evaluation.logreg import PATHS, SOLVERS, linear_transfer, protocol_grid
 from evaluation.records import append_record
 from pretrain.data.loading import DATASET_KINDS, open_dataset
 from pretrain.data.transfer_readers import KINDS, SPECS, Subset, protocol_splits, random_val_indices
@@ -78,12 +85,19 @@ def main(argv: list[str] | None = None) -> float:
                         help="share of train held out as val where there is no official val split")
     parser.add_argument("--image-size", type=int, default=None,
                         help="resize (shorter side, bicubic) + centre crop side; protocol 224 (smoke: 32)")
-    parser.add_argument("--solver", choices=SOLVERS, default="torch")
+    parser.add_argument("--solver", choices=SOLVERS, default="sklearn",
+                        help="sklearn = LogisticRegression(lbfgs), the published protocol (default); "
+                             "torch = torch.optim.LBFGS on the same objective (recorded as a deviation)")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="torch solver precision (sklearn always works in float64)")
+    parser.add_argument("--path", choices=PATHS, default="ericsson",
+                        help="warm-start path along the C sweep (ericsson: the published one)")
     parser.add_argument("--grid-size", type=int, default=None, help="number of C values (protocol 45; smoke 5)")
     parser.add_argument("--max-iter", type=int, default=100, help="L-BFGS iterations per C (sklearn's default)")
     parser.add_argument("--tol", type=float, default=1e-4, help="gradient tolerance (sklearn's default)")
-    parser.add_argument("--no-standardize", action="store_true",
-                        help="feed raw features (Ericsson's code) instead of standardised ones")
+    parser.add_argument("--standardize", action="store_true",
+                        help="standardise the features with the training rows' mean/std (not the published "
+                             "protocol, which feeds the raw pooled features; never --scale full)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0)
     args = parse_common(parser, argv)
@@ -97,6 +111,14 @@ def main(argv: list[str] | None = None) -> float:
         ("grid_size", args.grid_size if args.grid_size != 45 else None)) if value is not None}
     if args.scale == "full" and reduced:
         parser.error(f"--scale full contradicts the reduced settings {reduced}")
+    changed = [flag for flag, on in (("--standardize", args.standardize),
+                                     ("--path ascending", args.path != "ericsson")) if on]
+    if args.scale == "full" and changed:
+        parser.error(f"--scale full is the published protocol; {', '.join(changed)} changes it")
+    if args.solver == "sklearn" and args.dtype != "float64":
+        parser.error("the sklearn solver works in float64; --dtype is for --solver torch")
+    deviations = changed + ([f"solver torch.optim.LBFGS ({args.dtype}) instead of sklearn LogisticRegression(lbfgs)"]
+                            if args.solver == "torch" else [])
     if args.scale == "reduced" and not reduced:
         parser.error("--scale reduced: say what is reduced (--max-per-class, --image-size, --grid-size)")
 
@@ -108,10 +130,13 @@ def main(argv: list[str] | None = None) -> float:
     feature_time = time.perf_counter() - start
     result = linear_transfer(x_train, y_train, x_val, y_val, x_test, y_test, metric=metric,
                              grid=protocol_grid(args.grid_size), solver=args.solver,
-                             standardize=not args.no_standardize, max_iter=args.max_iter, tol=args.tol,
-                             device=args.device, progress=True)
+                             standardize=args.standardize, max_iter=args.max_iter, tol=args.tol,
+                             device=args.device, dtype=getattr(torch, args.dtype), path=args.path, progress=True)
     protocol = {**result.protocol(), "image_size": args.image_size, "resize": "shorter side, bicubic",
-                "standardize": not args.no_standardize, "max_iter": args.max_iter, "tol": args.tol,
+                "feature_input": "raw global-pooled backbone output" if not args.standardize
+                else "standardised with the training rows' mean/std",
+                "standardize": args.standardize, "max_iter": args.max_iter, "tol": args.tol,
+                "deviations": deviations,
                 "val_source": splits["val_source"], "selection_metric": metric, "data": str(args.data),
                 "feature_time_s": round(feature_time, 3), "reduced": reduced}
     for name, value in result.test_scores.items():

@@ -11,10 +11,16 @@ The backbone is frozen: its weights get no gradient and it stays in eval mode, s
 running statistics never change. A linear layer on the global-pooled features (init
 N(0, 0.01), bias 0, as ReSSL's linear_eval.py) is trained with SGD + cross-entropy.
 
-Train views: random resized crop + horizontal flip, drawn per sample and made in batches on
-the device (``pretrain.data.augment``) from the images loaded at ``--load-size`` (the
-centre square of the image resized to that side: for ImageNet-size images the crop is
-drawn inside that square, not over the whole image). Test: resize ``--resize`` + centre
+Train views (``--train-crop whole``, the default): torchvision's RandomResizedCrop(``--crop``,
+``--crop-scale``; bilinear) over the whole decoded image, aspect ratio preserved, + horizontal
+flip -- the papers' transform (ReSSL@4d67daa linear_eval.py: RRC224 + flip). The crop box is
+drawn per sample from (seed, epoch, index) with torchvision's sampling rule
+(``pretrain.data.augment.sample_params``) and cut and resized by torchvision on the CPU in the
+loader, where the image is decoded (images differ in size, so they cannot be batched before
+the crop). ``--train-crop centre-square`` is the faster device-side path: the images are
+loaded as their centre square at ``--load-size`` and the crops are made in batches on the
+device; for non-square images that crop never sees the image outside the centre square, so
+such a run is recorded as ``reduced`` (never ``full``). Test: resize ``--resize`` + centre
 crop ``--crop``. ``--precompute`` drops the augmentation: the features of the train images
 (test transform) are computed once and the linear layer is trained on them -- much faster
 on a CPU, but not the papers' protocol (recorded, and such a run cannot be ``full``).
@@ -45,11 +51,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from torch import nn
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from evaluation.records import append_record
-from pretrain.data.augment import ViewSpec, make_views
+from pretrain.data.augment import ViewSpec, make_views, normalize, sample_params
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, batch_loader, epoch_batches, open_dataset
 from pretrain.features import REPRESENTATIONS, extract_features, representation
 from pretrain.schedules import cosine_with_warmup
@@ -155,6 +163,36 @@ def train_view_spec(recipe: Recipe) -> ViewSpec:
                     blur_p=0.0, solarize_p=0.0)
 
 
+class RandomResizedCropImages(Dataset):
+    """(uint8 CHW crop, label) of a reader's (PIL image, label) items: torchvision's
+    RandomResizedCrop(spec.size, spec.scale, spec.ratio) over the whole image (bilinear,
+    antialiased, as torchvision on PIL images) + horizontal flip with probability
+    ``spec.flip_p``. The box and the flip are drawn by ``sample_params`` (torchvision's rule)
+    from a generator seeded by (seed, epoch, index), so an epoch's crops do not depend on the
+    loader's workers; call ``set_epoch`` before each epoch."""
+
+    def __init__(self, reader, spec: ViewSpec, seed: int):
+        self.reader, self.spec, self.seed, self.epoch = reader, spec, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, label = self.reader[index]
+        image = image.convert("RGB")
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+        params = sample_params(self.spec, 1, image.height, image.width, g, "cpu")
+        x0, y0, x1, y1 = (int(v) for v in params.boxes[0].tolist())
+        crop = TF.resized_crop(image, y0, x0, y1 - y0, x1 - x0, [self.spec.size, self.spec.size],
+                               interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        if bool(params.flip[0]):
+            crop = TF.hflip(crop)
+        return torch.from_numpy(np.asarray(crop, dtype=np.uint8).copy()).permute(2, 0, 1), int(label)
+
+
 def freeze(backbone: nn.Module) -> nn.Module:
     """Eval mode (BN uses and keeps its running statistics) and no gradients."""
     backbone.eval()
@@ -181,7 +219,8 @@ def train_classifier(backbone: nn.Module, head: nn.Module, recipe: Recipe, train
     """Train ``head`` (and the backbone when ``recipe.backbone_lr > 0``) for ``recipe.epochs``.
 
     With ``train_features`` (precomputed, frozen backbone) the head is trained on them;
-    otherwise on batched device views of ``train_set`` (``UInt8Images``). Batches are a
+    otherwise on the crops of a ``RandomResizedCropImages`` set, or on batched device views
+    of a ``UInt8Images`` set. Batches are a
     function of (seed, epoch) (``epoch_batches``), the views of (seed, epoch) too.
     ``on_epoch_end(epoch)`` is called after each epoch. Returns the mean loss per epoch.
     """
@@ -210,6 +249,8 @@ def train_classifier(backbone: nn.Module, head: nn.Module, recipe: Recipe, train
         if train_features is not None:
             source = ((train_features[b], train_labels[b]) for b in batches)
         else:
+            if isinstance(train_set, RandomResizedCropImages):
+                train_set.set_epoch(epoch)
             source = batch_loader(train_set, batches, workers)
             views_rng = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
         total = 0.0
@@ -218,7 +259,7 @@ def train_classifier(backbone: nn.Module, head: nn.Module, recipe: Recipe, train
                 group["lr"] = group["base_lr"] * float(multipliers[epoch * steps_per_epoch + i])
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if train_features is None:
-                x, _ = make_views(x, spec, views_rng)
+                x = normalize(x) if isinstance(train_set, RandomResizedCropImages) else make_views(x, spec, views_rng)[0]
                 with torch.set_grad_enabled(finetune):
                     x = backbone(x)
             loss = F.cross_entropy(head(x), y)
@@ -296,12 +337,47 @@ def check_scale(parser: argparse.ArgumentParser, scale: str, reduced: list[str])
         parser.error(f"--scale full, but the run is reduced: {', '.join(reduced)}")
 
 
+TRAIN_CROPS = ("whole", "centre-square")
+
+
+def add_train_crop_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train-crop", choices=TRAIN_CROPS, default="whole",
+                        help="whole: RandomResizedCrop over the whole image (the papers'; CPU, in the loader); "
+                             "centre-square: crops inside the centre square loaded at --load-size, made on the "
+                             "device (faster; scale reduced)")
+    parser.add_argument("--load-size", type=int, default=None,
+                        help="--train-crop centre-square: side of the centre square the train images are loaded "
+                             "as (default: --resize)")
+
+
+def train_crop_reduction(args: argparse.Namespace, recipe: Recipe) -> str | None:
+    """What ``--train-crop`` reduces (for ``reductions``), or None for the papers' crop."""
+    if args.train_crop == "whole":
+        if args.load_size is not None:
+            raise SystemExit("--load-size is for --train-crop centre-square")
+        return None
+    return f"train crops inside the centre {args.load_size or recipe.resize}px square, not the whole image"
+
+
+def train_aug_text(args: argparse.Namespace, recipe: Recipe) -> str:
+    if args.precompute:
+        return "none: features of the test transform, computed once (--precompute)"
+    crop = f"RandomResizedCrop({recipe.crop}, scale={tuple(recipe.crop_scale)}) + flip"
+    if args.train_crop == "whole":
+        return f"{crop} over the whole image (aspect preserved; torchvision, bilinear)"
+    return f"{crop} on the device from images loaded as the centre {args.load_size or recipe.resize}px square"
+
+
 def prepare(backbone, recipe: Recipe, train_reader, test_reader, num_classes: int, args: argparse.Namespace):
-    """What linear evaluation and semi-supervised fine-tuning share: the train set (centre
-    square at ``--load-size`` for on-device random crops), the test set (resize + centre crop),
-    a fresh linear head, and with ``--precompute`` the frozen features of both sets (else Nones)."""
+    """What linear evaluation and semi-supervised fine-tuning share: the train set (whole-image
+    random resized crops, or the centre square at ``--load-size`` for on-device crops), the test
+    set (resize + centre crop), a fresh linear head, and with ``--precompute`` the frozen
+    features of both sets (else Nones)."""
     test_set = ResizeCenterCrop(test_reader, recipe.resize, recipe.crop)
-    train_set = UInt8Images(train_reader, args.load_size or recipe.resize)
+    if args.train_crop == "whole":
+        train_set = RandomResizedCropImages(train_reader, train_view_spec(recipe), args.seed)
+    else:
+        train_set = UInt8Images(train_reader, args.load_size or recipe.resize)
     head = linear_head(backbone.num_features, num_classes, args.seed)
     features = (None, None, None)
     if args.precompute:
@@ -317,9 +393,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     add_dataset_args(parser, DATASET_KINDS)
-    parser.add_argument("--load-size", type=int, default=None,
-                        help="train images are loaded as the centre square at this side before the random "
-                             "crop (default: --resize)")
+    add_train_crop_args(parser)
     parser.add_argument("--precompute", action="store_true",
                         help="no augmentation: train the linear layer on features computed once (test transform)")
     parser.add_argument("--eval-every", type=int, default=0,
@@ -331,7 +405,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_common(parser, argv)
     recipe, overrides = resolve_recipe(args, RECIPES)
     reduced = reductions(args.recipe, recipe, RECIPES, max_per_class=args.max_per_class,
-                         precompute="no train augmentation" if args.precompute else None)
+                         precompute="no train augmentation" if args.precompute else None,
+                         train_crop=None if args.precompute else train_crop_reduction(args, recipe))
     check_scale(parser, args.scale, reduced)
 
     start = time.perf_counter()
@@ -360,9 +435,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 "backbone": "frozen: eval mode (BN running statistics fixed), no gradient",
                 "representation": args.representation,
                 "head_init": "N(0, 0.01), bias 0",
-                "train_aug": ("none: features of the test transform, computed once (--precompute)" if args.precompute
-                              else f"RandomResizedCrop({recipe.crop}, scale={tuple(recipe.crop_scale)}) + flip on the "
-                                   f"device from images loaded as the centre {args.load_size or recipe.resize}px square"),
+                "train_aug": train_aug_text(args, recipe),
                 "test_transform": f"resize shorter side to {recipe.resize} (bicubic), centre crop {recipe.crop}",
                 "reported": "final epoch", "top1_per_eval": history, "best_top1": max(history.values()),
                 "final_train_loss": losses[-1], "reduced": reduced, "train_images": len(train_set),

@@ -18,7 +18,9 @@ val -> one ``sem_seg``/``mIoU`` record.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -37,7 +39,8 @@ from evaluation.provenance import REPO_ROOT
 from evaluation.records import append_record
 from pretrain.checkpoint import read_backbone
 from pretrain.data.readers import DatasetError
-from transfer.common import add_common_args, parse_common
+from transfer.common import add_common_args, add_repeats_arg, parse_common, resolve_repeats
+from transfer.convert_detectron2 import decide_norm_rescale
 from transfer.convert_mmseg import backbone_cfg, convert, verify_loaded
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "mmseg"
@@ -240,6 +243,23 @@ def set_data_root(cfg, root: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- harness
+def fine_tune_once(cfg) -> dict[str, Any]:
+    """One mmengine fine-tuning + validation of a resolved config: the last validation's mIoU
+    and what the record says about the run (device, image counts, tensors checked, history)."""
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    keep = next(h for h in runner.hooks if isinstance(h, KeepValMetrics))
+    if "mIoU" not in keep.metrics:
+        raise RuntimeError(f"no mIoU from the validation (metrics: {keep.metrics})")
+    check = next(h for h in runner.hooks if isinstance(h, BackboneLoadCheck))
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    return {"mIoU": keep.metrics["mIoU"], "device": str(next(model.parameters()).device),
+            "train_images": len(runner.train_dataloader.dataset), "val_images": len(runner.val_dataloader.dataset),
+            "backbone_tensors_checked": check.checked, "val_history": [[i, m.get("mIoU")] for i, m in keep.history]}
+
+
 def build_parser(dataset: str, doc: str) -> argparse.ArgumentParser:
     protocols = PROTOCOLS[dataset]
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -255,9 +275,11 @@ def build_parser(dataset: str, doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=None, help="total batch over all processes")
     parser.add_argument("--crop", type=int, default=None, help="square training crop side")
     parser.add_argument("--norm-rescale", type=float, default=None,
-                        help="PCD NormRescale constant (default: the protocol's; 0 disables)")
+                        help="PCD NormRescale factor (default: 0.25 for checkpoints whose method is 'pcd', none "
+                             "otherwise; 0 = off; a factor is refused for other methods and at --scale full)")
     parser.add_argument("--workers", type=int, default=None, help="data loader workers per process")
     parser.add_argument("--work-dir", default=None, help="mmengine work dir (default work_dirs/mmseg/...)")
+    add_repeats_arg(parser)
     parser.add_argument("--converted", default=None, help=argparse.SUPPRESS)  # set for torchrun children
     if dataset == "VOC12":
         parser.add_argument("--no-aug", action="store_true",
@@ -275,12 +297,14 @@ def run(dataset: str, doc: str, argv: list[str] | None = None) -> float:
     """Fine-tune and evaluate as ``--protocol`` states; returns the mIoU (rank 0 records it)."""
     from mmengine.config import Config
     from mmengine.dist import is_main_process
-    from mmengine.runner import Runner
 
     start = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(dataset, doc)
     args = parse_common(parser, argv)
+    repeats = resolve_repeats(args, parser)
+    if args.scale == "full" and args.norm_rescale is not None:
+        parser.error("--scale full applies NormRescale as PCD does (PCD checkpoints only); drop --norm-rescale")
     config = Path(args.config) if args.config else CONFIG_DIR / PROTOCOLS[dataset][args.protocol]
     cfg = Config.fromfile(str(config))
     suite = dict(cfg.get("suite", {}))
@@ -328,7 +352,8 @@ def run(dataset: str, doc: str, argv: list[str] | None = None) -> float:
         if args.arch and meta["arch"] != args.arch:
             parser.error(f"{args.ckpt} holds a {meta['arch']}, not {args.arch}")
         arch, method, ckpt_path = meta["arch"], args.method or meta.get("method", "unknown"), str(args.ckpt)
-        norm_rescale = suite.get("norm_rescale") if args.norm_rescale is None else (args.norm_rescale or None)
+        # PCD's NormRescale for PCD checkpoints (every protocol here is an FCN), never for others
+        norm_rescale = decide_norm_rescale(meta.get("method"), args.norm_rescale, c4_or_fcn=True)
         converted = args.converted
         if converted is None:
             work_dir.mkdir(parents=True, exist_ok=True)
@@ -393,43 +418,49 @@ def run(dataset: str, doc: str, argv: list[str] | None = None) -> float:
     if args.smoke:
         cfg.default_hooks.checkpoint = None
         cfg.default_hooks.logger.interval = 1
-    cfg.work_dir = str(work_dir)
     cfg.launcher = "pytorch" if distributed else "none"
-    cfg.randomness = dict(seed=args.seed)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    keep = next(h for h in runner.hooks if isinstance(h, KeepValMetrics))
-    if "mIoU" not in keep.metrics:
-        raise RuntimeError(f"no mIoU from the validation (metrics: {keep.metrics})")
-    miou = keep.metrics["mIoU"]
-    check = next(h for h in runner.hooks if isinstance(h, BackboneLoadCheck))
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    device = str(next(model.parameters()).device)
-    train_images = len(runner.train_dataloader.dataset)
-    val_images = len(runner.val_dataloader.dataset)
-    wall = time.perf_counter() - start
-    if is_main_process():
-        protocol = {
-            "protocol": args.protocol if not args.config else str(config), "paper": suite.get("paper"),
-            "config": str(config.relative_to(REPO_ROOT) if config.is_relative_to(REPO_ROOT) else config),
-            "arch": arch, "mmseg_backbone": cfg.model.backbone["type"],
-            "output_stride": suite.get("output_stride"),
-            "decode_head": {k: cfg.model.decode_head.get(k) for k in ("type", "channels", "num_convs", "dilation",
-                                                                      "concat_input", "dropout_ratio")},
-            "auxiliary_head": bool(cfg.model.get("auxiliary_head")), "neck": (cfg.model.get("neck") or {}).get("type"),
-            "iterations": cfg.train_cfg.max_iters, "total_batch_size": total_batch, "world_size": world,
-            "crop": list(cfg.model.data_preprocessor["size"]), "optimizer": dict(cfg.optim_wrapper.optimizer),
-            "lr_schedule": [dict(s) for s in cfg.param_scheduler], "norm": norm, "norm_rescale": norm_rescale,
-            "train_images": train_images, "val_images": val_images, "data": str(root),
-            "backbone_tensors_checked": check.checked, "sources": list(suite.get("sources", [])),
-            "val_history": [[i, m.get("mIoU")] for i, m in keep.history],
-        }
-        if reduced:
-            protocol["reduced"] = reduced
+    protocol = {
+        "protocol": args.protocol if not args.config else str(config), "paper": suite.get("paper"),
+        "config": str(config.relative_to(REPO_ROOT) if config.is_relative_to(REPO_ROOT) else config),
+        "arch": arch, "mmseg_backbone": cfg.model.backbone["type"],
+        "output_stride": suite.get("output_stride"),
+        "decode_head": {k: cfg.model.decode_head.get(k) for k in ("type", "channels", "num_convs", "dilation",
+                                                                  "concat_input", "dropout_ratio")},
+        "auxiliary_head": bool(cfg.model.get("auxiliary_head")), "neck": (cfg.model.get("neck") or {}).get("type"),
+        "iterations": cfg.train_cfg.max_iters, "total_batch_size": total_batch, "world_size": world,
+        "crop": list(cfg.model.data_preprocessor["size"]), "optimizer": dict(cfg.optim_wrapper.optimizer),
+        "lr_schedule": [dict(s) for s in cfg.param_scheduler], "norm": norm, "norm_rescale": norm_rescale,
+        "norm_rescale_rule": ("x0.25 for checkpoints with method 'pcd' (PCD seed 002), none otherwise"
+                              if args.norm_rescale is None else f"--norm-rescale {args.norm_rescale}"),
+        "data": str(root), "sources": list(suite.get("sources", [])), "repeats": repeats,
+    }
+    if reduced:
+        protocol["reduced"] = reduced
+    mious = []
+    for repeat in range(repeats):
+        seed = args.seed + repeat
+        run_cfg = copy.deepcopy(cfg)
+        run_cfg.work_dir = str(work_dir / f"repeat{repeat}" if repeats > 1 else work_dir)
+        run_cfg.randomness = dict(seed=seed)
+        result = fine_tune_once(run_cfg)
+        mious.append(result.pop("mIoU"))
+        device = result.pop("device")
+        if is_main_process():
+            append_record(method=method, task="sem_seg", dataset=dataset, metric="mIoU", value=mious[-1],
+                          scale=args.scale, checkpoint=ckpt_path, device=device,
+                          protocol={**protocol, **result, "seed": seed, "repeat": repeat,
+                                    "aggregate": "single_run", "work_dir": run_cfg.work_dir},
+                          wall_time_s=time.perf_counter() - start, runs_dir=args.results)
+            print(f"FCN ({args.protocol}, {arch}, OS {suite.get('output_stride')}) mIoU on {dataset} [{args.scale}], "
+                  f"repeat {repeat + 1}/{repeats} (seed {seed}): {mious[-1]:.2f} ({cfg.train_cfg.max_iters} "
+                  f"iterations, batch {total_batch}, {result['train_images']} train / {result['val_images']} val "
+                  f"images, method {method}, {time.perf_counter() - start:.1f} s)")
+    miou = statistics.fmean(mious)
+    if repeats > 1 and is_main_process():
         append_record(method=method, task="sem_seg", dataset=dataset, metric="mIoU", value=miou,
-                      scale=args.scale, checkpoint=ckpt_path, protocol=protocol, device=device,
-                      wall_time_s=wall, runs_dir=args.results)
-        print(f"FCN ({args.protocol}, {arch}, OS {suite.get('output_stride')}) mIoU on {dataset} [{args.scale}]: "
-              f"{miou:.2f} ({cfg.train_cfg.max_iters} iterations, batch {total_batch}, "
-              f"{train_images} train / {val_images} val images, method {method}, {wall:.1f} s)")
+                      scale=args.scale, checkpoint=ckpt_path, device=device,
+                      protocol={**protocol, "seed": args.seed, "repeat": None, "aggregate": f"mean_of_{repeats}",
+                                "values": mious, "std": statistics.stdev(mious)},
+                      wall_time_s=time.perf_counter() - start, runs_dir=args.results)
+        print(f"mIoU on {dataset} [{args.scale}], mean of {repeats}: {miou:.2f} (runs {mious})")
     return miou

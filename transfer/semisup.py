@@ -11,9 +11,10 @@ matched to the files of the ImageFolder train split (``--data``/train/<wnid>/<fi
 listed name that is not found, or found in several class folders, is an error naming it.
 The model is a linear layer on the global-pooled backbone features; with a backbone lr
 of 0 the backbone is frozen (eval mode, BN statistics fixed), otherwise it is fine-tuned
-in train mode (BN batch statistics). Train views: random resized crop + flip on the
-device; test: resize 256 + centre crop 224 of ``--test-split`` (val, in ImageFolder
-layout). Records task ``semi_sup_1pct`` / ``semi_sup_10pct``, top1 and top5, at the
+in train mode (BN batch statistics). Train views: torchvision's RandomResizedCrop over the
+whole image + flip (``--train-crop centre-square``: device-side crops inside the centre
+square, scale ``reduced``; see transfer/linear.py); test: resize 256 + centre crop 224 of
+``--test-split`` (val, in ImageFolder layout). Records task ``semi_sup_1pct`` / ``semi_sup_10pct``, top1 and top5, at the
 final epoch.
 
 Recipes (every value overridable by its flag; batch size and momentum are not stated by
@@ -38,8 +39,9 @@ from evaluation.records import append_record
 from pretrain.data.loading import open_dataset
 from pretrain.data.readers import DatasetError
 from transfer.common import add_common_args, backbone_from_args, parse_common
-from transfer.linear import (Recipe, add_recipe_args, check_scale, evaluate, freeze, prepare, recipe_protocol,
-                             reductions, resolve_recipe, train_classifier)
+from transfer.linear import (Recipe, add_recipe_args, add_train_crop_args, check_scale, evaluate, freeze, prepare,
+                             recipe_protocol, reductions, resolve_recipe, train_aug_text, train_classifier,
+                             train_crop_reduction)
 
 _RESSL = "ReSSL seed 003, text of Table 10: SimCLR's 1%/10% file lists; "
 _LEWEL = "LEWEL seed 001 Sec. 4.2: SimCLR's 1%/10% subsets, 50 epochs, lr x0.1 at epochs 30 and 40; "
@@ -104,8 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--test-split", default="val")
     parser.add_argument("--max-per-class", type=int, default=None, help="subset of the test split (reduced runs)")
-    parser.add_argument("--load-size", type=int, default=None,
-                        help="train images are loaded as the centre square at this side (default: --resize)")
+    add_train_crop_args(parser)
     parser.add_argument("--precompute", action="store_true",
                         help="frozen-backbone recipes only: no augmentation, features computed once")
     parser.add_argument("--workers", type=int, default=0)
@@ -116,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.precompute and recipe.backbone_lr > 0:
         parser.error("--precompute needs a frozen backbone (backbone lr 0)")
     reduced = reductions(args.recipe, recipe, RECIPES, max_per_class=args.max_per_class,
-                         precompute="no train augmentation" if args.precompute else None)
+                         precompute="no train augmentation" if args.precompute else None,
+                         train_crop=None if args.precompute else train_crop_reduction(args, recipe))
     check_scale(parser, args.scale, reduced)
     task = TASKS[args.recipe.rsplit("_", 1)[1]]
     args.dataset_name = args.dataset_name or (Path(args.data).name if args.smoke else "IN-1K")
@@ -140,9 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 "backbone": ("fine-tuned, train mode (BN batch statistics)" if recipe.backbone_lr > 0
                              else "frozen: eval mode (BN running statistics fixed), no gradient"),
                 "head_init": "N(0, 0.01), bias 0",
-                "train_aug": ("none: features of the test transform, computed once (--precompute)" if args.precompute
-                              else f"RandomResizedCrop({recipe.crop}, scale={tuple(recipe.crop_scale)}) + flip on the "
-                                   f"device from images loaded as the centre {args.load_size or recipe.resize}px square"),
+                "train_aug": train_aug_text(args, recipe),
                 "test_transform": f"resize shorter side to {recipe.resize} (bicubic), centre crop {recipe.crop}",
                 "subset_file": str(args.subset), "labelled_images": len(train_set),
                 "train_split_images": all_train, "test_images": len(test_set), "num_classes": num_classes,

@@ -16,6 +16,28 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 DATASET_KINDS = ("imagefolder", "cifar10", "cifar100", "tinyimagenet", "stl10")
+# the split a dataset is evaluated on when none is named: the release's labelled test split, or
+# its val split where the test labels are not public (Tiny-ImageNet; ImageNet in ImageFolder layout)
+TEST_SPLITS = {"cifar10": "test", "cifar100": "test", "stl10": "test", "tinyimagenet": "val"}
+
+
+def default_test_split(kind: str, root: str | Path) -> str:
+    """The evaluation split of a dataset kind (``TEST_SPLITS``). An ImageFolder has whichever of
+    ``val`` / ``test`` exists (ImageNet: val; the CIFAR-10 JPEG release: test); both or neither
+    is an error asking for the split by name. The transfer datasets' readers take ``test``."""
+    if kind in TEST_SPLITS:
+        return TEST_SPLITS[kind]
+    if kind != "imagefolder":
+        return "test"
+    from pretrain.data.readers import DatasetError, _Tree
+
+    tree = _Tree(root)
+    tops = tree.subdirs("")
+    present = [s for s in ("val", "test") if tree.isdir(s) or (len(tops) == 1 and tree.isdir(f"{tops[0]}/{s}"))]
+    if len(present) != 1:
+        found = "both val/ and test/" if present else "neither val/ nor test/"
+        raise DatasetError(f"{root}: ImageFolder with {found}; name the evaluation split (--test-split)")
+    return present[0]
 
 
 def open_dataset(kind: str, root: str | Path, split: str = "train", **kwargs: Any):

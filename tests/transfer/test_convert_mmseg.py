@@ -9,13 +9,7 @@ from transfer.convert_mmseg import (backbone_cfg, build_mmseg_backbone, convert,
                                     verify_loaded, write)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two busy cores: one intra-op thread is far faster than two contending OpenMP threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _random_trained(arch, path):

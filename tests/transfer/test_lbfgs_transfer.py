@@ -27,7 +27,11 @@ def test_smoke_run_writes_records(tmp_path, smoke_checkpoint, kind, name, metric
         assert r["task"] == "transfer_linear" and r["dataset"] == name and r["scale"] == "smoke"
         assert r["checkpoint"] == str(ckpt) and r["method"] == "smoke_random"
         protocol = r["protocol"]
-        assert protocol["image_size"] == 32 and protocol["grid"]["n"] == 5 and protocol["solver"] == "torch"
+        assert protocol["image_size"] == 32 and protocol["grid"]["n"] == 5
+        # the published protocol by default: sklearn lbfgs on raw float64 features, Ericsson's path
+        assert protocol["solver"] == "sklearn" and protocol["dtype"] == "float64"
+        assert protocol["standardize"] is False and protocol["warm_start_path"] == "ericsson"
+        assert protocol["max_iter"] == 100 and protocol["deviations"] == []
         assert protocol["C"] in protocol_grid_values(5)
         assert len(protocol["val_scores"]) == 5 and protocol["features"] == 512
     assert value == next(r["value"] for r in records if r["metric"] == lbfgs_transfer.SPECS[kind].metric)
@@ -42,3 +46,23 @@ def test_reduced_needs_a_reduction(tmp_path):
     with pytest.raises(SystemExit):
         lbfgs_transfer.main(["--scale", "reduced", "--random-init", "--arch", "resnet18", "--dataset", "dtd",
                              "--data", str(tmp_path)])
+
+
+def test_torch_solver_is_recorded_as_a_deviation(tmp_path, smoke_checkpoint):
+    root = synthetic_transfer.generate(tmp_path / "data", kinds=["dtd"])["dtd"]
+    results = tmp_path / "runs"
+    lbfgs_transfer.main(["--smoke", "--ckpt", str(smoke_checkpoint("resnet18", "cifar")), "--dataset", "dtd",
+                         "--data", str(root), "--results", str(results), "--device", "cpu",
+                         "--solver", "torch", "--dtype", "float32"])
+    protocol = json.loads((results / "transfer_linear.jsonl").read_text().splitlines()[0])["protocol"]
+    assert protocol["solver"] == "torch" and protocol["dtype"] == "float32"
+    assert protocol["deviations"] == ["solver torch.optim.LBFGS (float32) instead of sklearn "
+                                      "LogisticRegression(lbfgs)"]
+
+
+@pytest.mark.parametrize("flags", [["--standardize"], ["--path", "ascending"]])
+def test_full_scale_refuses_a_changed_protocol(tmp_path, flags, capsys):
+    with pytest.raises(SystemExit):
+        lbfgs_transfer.main(["--scale", "full", "--random-init", "--arch", "resnet50", "--dataset", "dtd",
+                             "--data", str(tmp_path), *flags])
+    assert "published protocol" in capsys.readouterr().err

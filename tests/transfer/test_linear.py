@@ -1,6 +1,7 @@
 import argparse
 import math
 
+import numpy as np
 import pytest
 import torch
 from sklearn.metrics import top_k_accuracy_score
@@ -121,4 +122,59 @@ def test_smoke_run_writes_records(generated, smoke_checkpoint, tmp_path):
     protocol = records[0].protocol
     assert records[0].value == result["top1"] == protocol["top1_per_eval"]["2"]
     assert protocol["epochs"] == 2 and protocol["recipe"] == "ressl_small" and protocol["train_images"] == 20
+    assert protocol["train_aug"].endswith("over the whole image (aspect preserved; torchvision, bilinear)")
     assert 0 <= result["top1"] <= 100
+
+
+class GradientImage:
+    """A reader with one 240 x 120 image whose red channel is the x coordinate and green the y
+    coordinate (scaled to 0..255): a crop's pixel values tell where in the image it was cut."""
+
+    W, H = 240, 120
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        x = np.linspace(0, 255, self.W)[None, :].repeat(self.H, 0)
+        y = np.linspace(0, 255, self.H)[:, None].repeat(self.W, 1)
+        return Image.fromarray(np.stack([x, y, np.zeros_like(x)], 2).round().astype(np.uint8)), 0
+
+
+def test_train_crops_cover_the_whole_image_with_its_aspect():
+    """RandomResizedCrop over the whole (non-square) image: crops come from outside the centre
+    square too, and each box keeps the image's aspect (its width/height in original pixels is
+    within RandomResizedCrop's ratio range (3/4, 4/3)) -- a crop of the image squashed to a
+    square, or of its centre square, fails one or the other."""
+    reader = GradientImage()
+    spec = linear.train_view_spec(linear.Recipe(epochs=1, lr=1.0, schedule="cosine", crop=32, resize=32,
+                                                crop_scale=(0.08, 0.3)))
+    crops = linear.RandomResizedCropImages(reader, spec, seed=0)
+    centres, ratios, flipped = [], [], 0
+    for epoch in range(150):
+        crops.set_epoch(epoch)
+        x, label = crops[0]
+        assert x.dtype == torch.uint8 and x.shape == (3, 32, 32) and label == 0
+        red, green = x[0].double(), x[1].double()
+        x_span = (red.max() - red.min()) * (reader.W - 1) / 255
+        y_span = (green.max() - green.min()) * (reader.H - 1) / 255
+        centres.append(red.mean().item() * (reader.W - 1) / 255)
+        ratios.append((x_span / y_span).item())
+        flipped += bool(red[:, 0].mean() > red[:, -1].mean())
+    assert min(centres) < reader.W / 2 - reader.H / 2 and max(centres) > reader.W / 2 + reader.H / 2
+    # the spans are measured between pixel centres of a 32-px crop: allow that much slack
+    assert 0.75 * 30 / 32 <= min(ratios) and max(ratios) <= 4 / 3 * 32 / 30
+    assert 30 < flipped < 120  # horizontal flip with probability 1/2
+    crops.set_epoch(3)
+    assert torch.equal(crops[0][0], crops[0][0])  # a function of (seed, epoch, index)
+
+
+def test_centre_square_crops_cannot_be_full(generated, smoke_checkpoint, capsys):
+    args = smoke_args(generated["imagefolder"], smoke_checkpoint("resnet18", "cifar"))[1:]
+    with pytest.raises(SystemExit):
+        linear.main(args + ["--scale", "full", "--train-crop", "centre-square"])
+    assert "centre 16px square" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--load-size is for --train-crop centre-square"):
+        linear.main(args + ["--scale", "full", "--load-size", "32"])

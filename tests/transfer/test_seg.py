@@ -15,15 +15,6 @@ from transfer.mmseg_common import FeatureNorm, RandomRescale
 IGNORE = 255
 
 
-@pytest.fixture
-def one_thread():
-    """Two busy cores: one intra-op thread is far faster than two contending OpenMP threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def mmseg_miou(predictions, labels, num_classes):
     metric = IoUMetric(iou_metrics=["mIoU"], ignore_index=IGNORE)
     metric.dataset_meta = {"classes": tuple(f"c{i}" for i in range(num_classes))}
@@ -119,13 +110,19 @@ def _record(tmp_path):
     return json.loads(lines[0])
 
 
-@pytest.mark.parametrize("harness, data, dataset, protocol, auxiliary", [
-    (voc_seg, "voc", "VOC12", "lewel", True),
-    (cityscapes_seg, "cityscapes", "Cityscapes", "pcd", False),
+@pytest.mark.parametrize("harness, data, dataset, protocol, auxiliary, method, rescale", [
+    # NormRescale follows the checkpoint's method, not the protocol: a PCD checkpoint is rescaled
+    # under LEWEL's protocol, a baseline is not under PCD's
+    (voc_seg, "voc", "VOC12", "lewel", True, "pcd", 0.25),
+    (cityscapes_seg, "cityscapes", "Cityscapes", "pcd", False, "smoke_random", None),
 ])
 def test_smoke_trains_evaluates_and_records(generated, smoke_checkpoint, tmp_path, one_thread,
-                                            harness, data, dataset, protocol, auxiliary):
+                                            harness, data, dataset, protocol, auxiliary, method, rescale):
+    from pretrain.checkpoint import read_backbone, save
+
     ckpt = smoke_checkpoint("resnet18", "imagenet")
+    if method != "smoke_random":
+        ckpt = save({**read_backbone(ckpt), "method": method}, tmp_path / f"{method}.pth")
     miou = harness.main(["--ckpt", str(ckpt), "--data", str(generated[data]), "--smoke",
                          "--work-dir", str(tmp_path / "work")])
     record = _record(tmp_path)
@@ -136,5 +133,5 @@ def test_smoke_trains_evaluates_and_records(generated, smoke_checkpoint, tmp_pat
     assert p["backbone_tensors_checked"] == 120  # every R18 tensor compared after mmengine's load
     assert p["norm"].startswith("BN (one process") and p["iterations"] == 2 and p["crop"] == [64, 64]
     assert p["val_images"] > 0 and p["train_images"] > 0 and "reduced" in p
-    assert p["norm_rescale"] == (0.25 if protocol == "pcd" else None)
+    assert p["norm_rescale"] == rescale and record["method"] == method
     assert p["auxiliary_head"] is auxiliary

@@ -11,7 +11,7 @@ with read_base():
 suite = dict(
     paper='LEWEL', dataset='VOC12', output_stride=8,  # "dilated FCN with output stride of 8"
     total_batch_size=16,                               # "20k iteration with a batch size of 16"
-    norm_rescale=None, train_images=10582,             # VOC12 train + SBD aug
+    train_images=10582,             # VOC12 train + SBD aug
     sources=['seed 001 Sec. 4.3', 'protocols.md 2a (DenseCL fork fcn_r50-d8_512x512_20k_voc12aug)'])
 
 crop_size = (512, 512)

@@ -2,8 +2,9 @@
 # students): FCN-like model; a newly initialised BN after the backbone's last stage (FeatureNorm
 # neck), two atrous blocks (3x3 conv of 256, stride 1, dilation 6, padding 6, BN, ReLU), 1x1
 # prediction conv (19 classes), logits bilinearly upsampled to the input; 90k iterations on
-# train_fine, evaluated on val. NormRescale: backbone weights multiplied by the constant 0.25
-# ("When fine-tuning C4 or FCN backbones pre-trained by PCD").
+# train_fine, evaluated on val. NormRescale (backbone weights x0.25, "When fine-tuning C4 or FCN
+# backbones pre-trained by PCD") follows the checkpoint, not this config: the harness applies it to
+# checkpoints whose method is 'pcd' under every FCN protocol (transfer.convert_detectron2.decide_norm_rescale).
 # PCD follows the MoCo fine-tuning settings (its refs [24, 58]) for what the seed does not print:
 # output stride 16, batch 16, crop 769, random scale 0.5-2.0 + flip, SGD lr 0.01 momentum 0.9,
 # weight decay 1e-4, lr x0.1 at 70% and 90% of training, inference at full size (protocols.md 2b).
@@ -17,7 +18,6 @@ with read_base():
 max_iters = 90000
 suite = dict(
     paper='PCD', dataset='Cityscapes', output_stride=16, total_batch_size=16,
-    norm_rescale=0.25,  # NormRescale constant
     train_images=2975,  # train_fine
     sources=['seed 002 Sec. 4.1', 'MoCo App. A via protocols.md 2b'])
 

@@ -13,7 +13,7 @@ with read_base():
 train_images, epochs, batch = 2975, 150, 16
 suite = dict(
     paper='Revisiting', dataset='Cityscapes', output_stride=16, total_batch_size=batch,
-    norm_rescale=None, epochs=epochs, train_images=train_images,
+    epochs=epochs, train_images=train_images,
     sources=['seed 004 App. A.3', 'protocols.md 2b (poly power 0.9)'])
 
 crop_size = (768, 768)

@@ -14,7 +14,7 @@ with read_base():
 
 train_images, epochs, batch = 10582, 45, 16
 suite = dict(
-    paper='Revisiting', dataset='VOC12', output_stride=16, total_batch_size=batch, norm_rescale=None,
+    paper='Revisiting', dataset='VOC12', output_stride=16, total_batch_size=batch,
     epochs=epochs, train_images=train_images,
     sources=['seed 004 App. A.3', 'MoCo App. A via protocols.md 2b'])
 
