@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, open_dataset
 from pretrain.features import knn_accuracy
 from transfer.common import add_common_args, add_dataset_args, backbone_from_args, parse_common

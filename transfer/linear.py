@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from pretrain.data.augment import ViewSpec, make_views
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, batch_loader, epoch_batches, open_dataset
 from pretrain.features import extract_features
