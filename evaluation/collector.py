@@ -88,6 +88,7 @@ FACETS: dict[str, tuple[tuple[str, str], ...]] = {
     "det_coco": _DETECTION, "inst_seg_coco": _DETECTION, "det_voc": _DETECTION,
     "sem_seg": (("head", r"\b(atrous) head\b"), ("output_stride", r"\bOS (\d+)\b"),
                 ("suite", r"\((\w+) protocol\)")),
+    "linear_cls": (("input", r"\b(hypercolumn) as linear-classifier input\b"),),  # CGH Table 8
     "low_shot": (("k", r"^k=(\w+)$"),),
     "segment_retrieval": (("classes", r"^(\d+) classes$"),),
 }

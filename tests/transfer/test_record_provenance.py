@@ -90,3 +90,43 @@ def test_detection_configs_give_labels(tmp_path):
     for name, train, _ in voc_det.CONFIGS.values():
         label = common.protocol_label("det_voc", {"config": name, "arch": "resnet50", "train": train.split(",")})
         assert set(facets("det_voc", label)) == {"detector", "neck", "schedule", "train"}, name
+
+
+def test_every_row_a_config_names_is_filled_by_the_record_of_its_planned_evaluation():
+    """The chain config `reproduces` -> evaluation.plan's harness -> that harness's protocol label ->
+    collector: a record shaped like the one each planned evaluation writes fills exactly the rows
+    the config names, and no reference is left unresolved."""
+    import re
+
+    from evaluation.collector import annotated_published, collect_records, named_rows, primary_task
+    from evaluation.plan import CONFIG_DIR as CONFIGS, _configs, evaluations
+    from transfer import coco_det, voc_det
+
+    published = annotated_published()
+    known = published[published["metric_known"]]
+    made, expected = [], set()
+    for _, config in _configs(CONFIGS):
+        for ref in config.get("reproduces") or []:
+            rows = named_rows(known, ref)
+            for index, row in rows.iterrows():
+                planned = [e for e in evaluations(rows.loc[[index]], ref["paper"], config, "/d", 8)
+                           if not isinstance(e, str)]
+                if not planned:
+                    continue  # the plan says why (no harness for it yet)
+                command, arch = planned[0][2], config["model"]["arch"]
+                name = (re.search(r"--config (\S+)", command) or [None, ""])[1]
+                protocol = ({"config": coco_det.CONFIGS[name], "arch": arch} if "coco_det" in command else
+                            {"config": voc_det.CONFIGS[name][0], "arch": arch,
+                             "train": voc_det.CONFIGS[name][1].split(",")} if "voc_det" in command else
+                            {"k": row["variant"].removeprefix("k=")} if "lowshot" in command else {})
+                task = primary_task(row["task"], row["dataset"], row["metric"])
+                made.append(records.ResultRecord(
+                    method="m", task=task, dataset=row["dataset"], metric=row["metric"], value=1.0, scale="full",
+                    protocol={"reproduces": config["reproduces"],
+                              "protocol_label": common.protocol_label(task, protocol)},
+                    run_id=f"r{len(made)}", time_utc="2025-01-01T00:00:00Z"))
+                expected.add(int(index))
+    collection = collect_records(made)
+    assert len(expected) > 300
+    assert set(collection.matches) == expected
+    assert collection.unresolved == [] and collection.unmatched == []
