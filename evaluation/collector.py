@@ -415,7 +415,8 @@ def measured_csv(collection: Collection) -> str:
 def paper_csv(collection: Collection, paper: str) -> str:
     published = collection.published
     rows = []
-    for index, row in published[published["paper"] == paper].iterrows():
+    of_paper = published[published["paper"] == paper]
+    for index, row in zip(of_paper.index, of_paper.to_dict("records")):
         out = [row["value_text"] if c == "value" and "value_text" in row else str(row[c])
                for c in PUBLISHED_COLUMNS]
         chosen = collection.chosen(int(index))
@@ -503,10 +504,11 @@ def pivot(collection: Collection, paper: str, table: str) -> list[str]:
     constant = [f"{c} {rows[c].iloc[0]}" for c in PIVOT_ROW + PIVOT_COLUMN
                 if c not in varying_row and c not in varying_col and rows[c].nunique() == 1
                 and rows[c].iloc[0]]
-    row_keys = list(dict.fromkeys(tuple(r[c] for c in varying_row) for _, r in rows.iterrows()))
-    col_keys = list(dict.fromkeys(tuple(r[c] for c in varying_col) for _, r in rows.iterrows()))
+    records = list(zip(rows.index, rows.to_dict("records")))
+    row_keys = list(dict.fromkeys(tuple(r[c] for c in varying_row) for _, r in records))
+    col_keys = list(dict.fromkeys(tuple(r[c] for c in varying_col) for _, r in records))
     cells: dict[tuple, list[tuple[str, str]]] = {}
-    for index, r in rows.iterrows():
+    for index, r in records:
         key = (tuple(r[c] for c in varying_row), tuple(r[c] for c in varying_col))
         cells.setdefault(key, []).append((r["value_text"],
                                           _reproduced(collection, int(index), r["value"])))
@@ -560,7 +562,7 @@ def report_md(collection: Collection) -> str:
               "Rows whose chosen measurement is a `full` run; delta = measured - published.",
               ""]
     full = []
-    for index, row in published.iterrows():
+    for index, row in zip(published.index, published.to_dict("records")):
         chosen = collection.chosen(int(index))
         if chosen is None or chosen.scale != "full":
             continue
@@ -631,7 +633,7 @@ def scatter_png(collection: Collection) -> bytes:
 
     published = collection.published
     points: dict[str, list[tuple[float, float]]] = {}
-    for index, row in published.iterrows():
+    for index, row in zip(published.index, published.to_dict("records")):
         chosen = collection.chosen(int(index))
         if chosen is not None and chosen.scale == "full":
             points.setdefault(row["paper"], []).append((float(row["value"]), chosen.record.value))
