@@ -309,6 +309,8 @@ def collect_records(records: Iterable[ResultRecord], published=None) -> Collecti
                       key=lambda m: m.sort_key)
     collection = Collection(records=measured, published=published)
     known = published[published["metric_known"]] if "metric_known" in published else published
+    named_by_ref: dict[str, Any] = {}
+    by_method = {key: rows for key, rows in known.groupby(list(REFERENCE_KEYS), sort=False)}
     for m in measured:
         r = m.record
         if r.task in BOOKKEEPING_TASKS or r.metric in BOOKKEEPING_METRICS:
@@ -326,7 +328,11 @@ def collect_records(records: Iterable[ResultRecord], published=None) -> Collecti
             if missing:
                 problems.append(Unresolved(m, ref, 0, f"missing {', '.join(missing)}"))
                 continue
-            named = named_rows(known, ref)
+            key = _json(ref)
+            if key not in named_by_ref:  # records of one checkpoint share their references
+                candidates = by_method.get(tuple(_text(ref.get(k)) for k in REFERENCE_KEYS), known.iloc[:0])
+                named_by_ref[key] = named_rows(candidates, ref)
+            named = named_by_ref[key]
             if named.empty:
                 problems.append(Unresolved(m, ref, 0, "names no published row"))
                 continue

@@ -66,7 +66,8 @@ def table_configs(paper: str, table: str, config_dir: Path = CONFIG_DIR) -> list
 
 @functools.lru_cache(maxsize=4)
 def _configs(config_dir: Path) -> tuple[tuple[Path, dict], ...]:
-    return tuple((path, yaml.safe_load(path.read_text()) or {}) for path in sorted(config_dir.rglob("*.yaml")))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x faster
+    return tuple((path, yaml.load(path.read_text(), Loader=loader) or {}) for path in sorted(config_dir.rglob("*.yaml")))
 
 
 def _data_path(root: str, data_root: str) -> str:
