@@ -1,70 +1,217 @@
 #!/usr/bin/env bash
-# The main job. With no arguments: the whole pipeline at smoke scale on the suite's own
-# generated data -- install (cached) -> generate data -> pretrain MoCo v2, BYOL, ReSSL
-# and CGH (ImageNet-stem ResNet-18, 64 px shapes, 800 steps each, BYOL 400) -> kNN and linear
-# evaluation of each and of randomly initialised backbones -> L-BFGS transfer, low-shot SVM,
-# detectron2 detection and mmseg segmentation on the first pretrained backbone (pipeline
-# checks) -> collector writes results/*.csv and results/REPORT.md.
+# The reproduction driver, in three tiers (SCALE=smoke | reduced | full); each ends with the
+# collector writing results/<paper>.csv, results/REPORT.md and results/scatter.png.
+#
+# SCALE=smoke (default): the whole pipeline at smoke scale on the suite's own generated data --
+# install (cached) -> generate data -> pretrain MoCo v2, BYOL, ReSSL and CGH (ImageNet-stem
+# ResNet-18, 64 px shapes, 800 steps each, BYOL 400) -> kNN and linear evaluation of each and of
+# randomly initialised backbones -> L-BFGS transfer, low-shot SVM, detectron2 detection and mmseg
+# segmentation on the first pretrained backbone (pipeline checks) -> collector.
 #
 #   bash docker/run_all.sh                 # smoke scale, generated data under data/synthetic
 #   DATA_ROOT=/tmp/gen bash docker/run_all.sh
 #   METHODS="mocov2 ressl" SMOKE_STEPS=2 bash docker/run_all.sh   # fewer methods / a plumbing check
 #
-# Re-running continues where the last run stopped (pretraining resumes from its
+# SCALE=reduced: docker/reduced_cifar10.sh (real CIFAR-10, first 500 images per class, 800
+# pretraining steps, kNN + linear on precomputed features, random-init baselines; every number
+# at scale `reduced`, with what was reduced in its protocol), by default for ReSSL and CGH --
+# about an hour on 2 CPU cores. CIFAR_ZIP (default $DATA_ROOT/cifar10-jpeg.zip, DATA_ROOT
+# default ../shared/data) is a CIFAR-10 ImageFolder (folder or .zip with train/ and test/).
+#
+#   SCALE=reduced bash docker/run_all.sh
+#   SCALE=reduced METHODS="mocov2 byol ressl cgh" bash docker/run_all.sh   # ~2-3 h
+#
+# SCALE=full: the papers' protocols on the real datasets under DATA_ROOT (original layouts; see
+# README "Full reproduction"), on a GPU node (torchrun) or a SLURM cluster (LAUNCH=slurm:
+# pretraining through `python -m pretrain.submit`). One command per published table:
+#
+#   SCALE=full DATA_ROOT=/data TABLES="ressl:Table 1" GPUS=8 bash docker/run_all.sh
+#   SCALE=full DATA_ROOT=/data TABLES=all LAUNCH=slurm NODES=2 PARTITION=gpu bash docker/run_all.sh
+#   SCALE=full DATA_ROOT=/data TABLES=all DRY_RUN=1 bash docker/run_all.sh   # the plan, nothing run
+#
+# The steps of a table come from `python -m evaluation.plan` (the configs naming its rows and
+# the evaluations those rows need). Every step logs to results/logs/full/<step>.log; a finished
+# step is skipped (pretraining: its backbone.pth exists; evaluations: <step>.done), so re-running
+# resumes; a step whose dataset is missing says which path it expected and is skipped, the rest
+# continues; with LAUNCH=slurm a submitted pretraining is not resubmitted (remove its
+# .submitted marker to do so) and its evaluations wait for its backbone.pth (run again later).
+#
+# Re-running the smoke tier continues where the last run stopped (pretraining resumes from its
 # checkpoint; a finished run is not retrained) and appends new evaluation records.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SCALE="${SCALE:-smoke}"
-DATA_ROOT="${DATA_ROOT:-$ROOT/data/synthetic}"
-RUN_ROOT="${RUN_ROOT:-$ROOT/runs/$SCALE}"
-if [[ "$SCALE" != "smoke" ]]; then
-    echo "run_all.sh: SCALE=$SCALE is not available yet (only 'smoke'); the reduced and full" \
-         "pipelines arrive with the method and harness issues." >&2
-    exit 2
-fi
+DRY_RUN="${DRY_RUN:-0}"   # 1 (reduced, full): print what each step would do or why it is skipped
+LOGS="${LOGS:-$ROOT/results/logs/$SCALE}"
 step() { printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-START=$(date +%s)
+FAILED=()
+SKIPPED=()
 
-step "install (cached after the first run)"
-bash docker/install.sh
-PY="$ROOT/.venv/bin/python"
+install() {
+    step "install (cached after the first run)"
+    if [[ "$DRY_RUN" == 1 ]]; then echo "[would run] bash docker/install.sh"; else bash docker/install.sh; fi
+    PY="${PY:-$ROOT/.venv/bin/python}"
+}
 
-step "generate data in the real formats -> $DATA_ROOT"
-"$PY" -m pretrain.data.synthetic --out "$DATA_ROOT" --seed 0 --scale smoke
+# ------------------------------------------------------------- resumable steps (reduced, full)
+# run_step NAME DONE_FILE NEEDS COMMAND: skip when DONE_FILE exists; skip with a message naming
+# the path when one of NEEDS (comma-separated) is missing; otherwise run COMMAND (a shell
+# string) with its output in $LOGS/NAME.log. A failed step is reported and the rest continues.
+run_step() {
+    local name="$1" done="$2" needs="$3" command="$4" log="$LOGS/$1.log" need
+    if [[ -e "$done" ]]; then
+        echo "[skip] $name: finished ($done exists)"; return 0
+    fi
+    if [[ -e "$LOGS/$name.submitted" ]]; then
+        echo "[skip] $name: submitted, waiting for $done (remove $LOGS/$name.submitted to resubmit)"; return 0
+    fi
+    IFS=',' read -ra paths <<< "$needs"
+    for need in "${paths[@]}"; do
+        if [[ -n "$need" && ! -e "$need" ]]; then
+            echo "[missing] $name: expected $need -- step skipped (a dataset: see README, \"Full reproduction\";" \
+                 "a backbone.pth: its pretraining has not finished)" >&2
+            SKIPPED+=("$name (missing $need)"); return 0
+        fi
+    done
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "[would run] $name: $command"; return 0
+    fi
+    mkdir -p "$LOGS"
+    step "$name (log: $log)"
+    set +e
+    bash -c "$command" 2>&1 | tee -a "$log"
+    local status=${PIPESTATUS[0]}
+    set -e
+    if [[ $status -ne 0 ]]; then
+        echo "[failed] $name (exit $status): see $log" >&2; FAILED+=("$name"); return 0
+    fi
+    if [[ "$done" == "$LOGS/$name.done" ]]; then
+        date -u +%Y-%m-%dT%H:%M:%SZ > "$done"
+    elif [[ ! -e "$done" && "${LAUNCH:-torchrun}" == slurm ]]; then
+        date -u +%Y-%m-%dT%H:%M:%SZ > "$LOGS/$name.submitted"  # submitit returned: the job is queued
+    fi
+}
 
-METHODS="${METHODS:-mocov2 byol ressl cgh}"
-STEPS=()  # SMOKE_STEPS=N shortens every pretraining run (a plumbing check)
-[[ -n "${SMOKE_STEPS:-}" ]] && STEPS=(optim.max_steps="$SMOKE_STEPS")
-SHAPES=(--dataset imagefolder --data "$DATA_ROOT/imagefolder" --dataset-name synthetic-shapes --test-split val)
-RANDOM_IMAGENET=(--random-init --arch resnet18 --stem imagenet --method random_init)
-for METHOD in $METHODS; do
-    step "pretrain $METHOD (smoke) -> $RUN_ROOT/$METHOD"
-    "$PY" -m pretrain --config "pretrain/configs/${METHOD}_smoke.yaml" --resume auto \
-        data.root="$DATA_ROOT/imagefolder" train.out_dir="$RUN_ROOT/$METHOD" "${STEPS[@]}"
-done
+# run_plan: the tab-separated steps of `python -m evaluation.plan` on stdin, through run_step.
+run_plan() {
+    local name done needs command
+    while IFS=$'\t' read -r name done needs command; do
+        if [[ "$name" == \#* ]]; then echo "$name"; continue; fi
+        run_step "$name" "$done" "$needs" "$command"
+    done
+}
 
-step "kNN and linear classification: each method vs random init (3 seeds) (smoke)"
-for WHO in $METHODS random:0 random:1 random:2; do
-    if [[ "$WHO" == random:* ]]; then B=("${RANDOM_IMAGENET[@]}" --seed "${WHO#random:}")
-    else B=(--ckpt "$RUN_ROOT/$WHO/backbone.pth"); fi
-    "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size 64 -k 20 -t 0.07 --scale smoke
-    [[ "$WHO" == random:[12] ]] || "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100
-done
+summary() {
+    echo
+    [[ ${#SKIPPED[@]} -eq 0 ]] || printf 'skipped (missing data): %s\n' "${SKIPPED[@]}"
+    [[ ${#FAILED[@]} -eq 0 ]] || { printf 'FAILED: %s\n' "${FAILED[@]}"; return 1; }
+}
 
-step "L-BFGS linear transfer and VOC07 low-shot SVM (smoke)"
-"$PY" -m pretrain.data.synthetic_transfer --out "$DATA_ROOT/transfer"
-FIRST="$RUN_ROOT/${METHODS%% *}/backbone.pth"  # the first pretrained smoke backbone (ImageNet stem)
-"$PY" transfer/lbfgs_transfer.py --smoke --ckpt "$FIRST" --dataset dtd \
-    --data "$DATA_ROOT/transfer/dtd" --image-size 64
-"$PY" transfer/lowshot_svm.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit"
+collector() {
+    step "collect results -> results/"
+    if [[ "$DRY_RUN" == 1 ]]; then echo "[would run] $PY -m evaluation.collector"; else "$PY" -m evaluation.collector; fi
+}
 
-step "detection (detectron2) and segmentation (mmseg), pipeline checks on $FIRST"
-"$PY" transfer/coco_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/coco" --out "$RUN_ROOT/det/coco"
-"$PY" transfer/voc_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --out "$RUN_ROOT/det/voc"
-"$PY" transfer/voc_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --work-dir "$RUN_ROOT/seg/voc"
-"$PY" transfer/cityscapes_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/cityscapes" --work-dir "$RUN_ROOT/seg/cityscapes"
+# ------------------------------------------------------------------------------ tier: smoke
+tier_smoke() {
+    DATA_ROOT="${DATA_ROOT:-$ROOT/data/synthetic}"
+    RUN_ROOT="${RUN_ROOT:-$ROOT/runs/$SCALE}"
+    START=$(date +%s)
 
-step "collect results -> results/"
-"$PY" -m evaluation.collector
-echo "done in $(( $(date +%s) - START )) s; see results/REPORT.md (smoke numbers are pipeline checks, not reproductions)"
+    install
+
+    step "generate data in the real formats -> $DATA_ROOT"
+    "$PY" -m pretrain.data.synthetic --out "$DATA_ROOT" --seed 0 --scale smoke
+
+    METHODS="${METHODS:-mocov2 byol ressl cgh}"
+    STEPS=()  # SMOKE_STEPS=N shortens every pretraining run (a plumbing check)
+    [[ -n "${SMOKE_STEPS:-}" ]] && STEPS=(optim.max_steps="$SMOKE_STEPS")
+    SHAPES=(--dataset imagefolder --data "$DATA_ROOT/imagefolder" --dataset-name synthetic-shapes --test-split val)
+    RANDOM_IMAGENET=(--random-init --arch resnet18 --stem imagenet --method random_init)
+    for METHOD in $METHODS; do
+        step "pretrain $METHOD (smoke) -> $RUN_ROOT/$METHOD"
+        "$PY" -m pretrain --config "pretrain/configs/${METHOD}_smoke.yaml" --resume auto \
+            data.root="$DATA_ROOT/imagefolder" train.out_dir="$RUN_ROOT/$METHOD" "${STEPS[@]}"
+    done
+
+    step "kNN and linear classification: each method vs random init (3 seeds) (smoke)"
+    for WHO in $METHODS random:0 random:1 random:2; do
+        if [[ "$WHO" == random:* ]]; then B=("${RANDOM_IMAGENET[@]}" --seed "${WHO#random:}")
+        else B=(--ckpt "$RUN_ROOT/$WHO/backbone.pth"); fi
+        "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size 64 -k 20 -t 0.07 --scale smoke
+        [[ "$WHO" == random:[12] ]] || "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100
+    done
+
+    step "L-BFGS linear transfer and VOC07 low-shot SVM (smoke)"
+    "$PY" -m pretrain.data.synthetic_transfer --out "$DATA_ROOT/transfer"
+    FIRST="$RUN_ROOT/${METHODS%% *}/backbone.pth"  # the first pretrained smoke backbone (ImageNet stem)
+    "$PY" transfer/lbfgs_transfer.py --smoke --ckpt "$FIRST" --dataset dtd \
+        --data "$DATA_ROOT/transfer/dtd" --image-size 64
+    "$PY" transfer/lowshot_svm.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit"
+
+    step "detection (detectron2) and segmentation (mmseg), pipeline checks on $FIRST"
+    "$PY" transfer/coco_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/coco" --out "$RUN_ROOT/det/coco"
+    "$PY" transfer/voc_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --out "$RUN_ROOT/det/voc"
+    "$PY" transfer/voc_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --work-dir "$RUN_ROOT/seg/voc"
+    "$PY" transfer/cityscapes_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/cityscapes" --work-dir "$RUN_ROOT/seg/cityscapes"
+
+    step "collect results -> results/"
+    "$PY" -m evaluation.collector
+    echo "done in $(( $(date +%s) - START )) s; see results/REPORT.md (smoke numbers are pipeline checks, not reproductions)"
+}
+
+# ---------------------------------------------------------------------------- tier: reduced
+tier_reduced() {
+    DATA_ROOT="${DATA_ROOT:-$ROOT/../shared/data}"
+    local zip="${CIFAR_ZIP:-$DATA_ROOT/cifar10-jpeg.zip}" m
+    install
+    cat <<EOF
+Reduced tier (scale 'reduced', NOT a reproduction): real CIFAR-10 ($zip), first 500 images per
+class (5,000), 32 px images in 64 px views, ImageNet-stem ResNet-18 with the smoke configs'
+recipes, 800 pretraining steps of batch 128 (BYOL 1,200); weighted kNN (k 200, T 0.1) and a
+linear classifier on precomputed features (no augmentation); random-init baselines. Each record
+says in its protocol what was reduced.
+EOF
+    for m in ${METHODS:-ressl cgh}; do
+        run_step "reduced-cifar10-$m" "$LOGS/reduced-cifar10-$m.done" "$zip" \
+            "CIFAR_ZIP=$(printf %q "$zip") METHODS=$m RANDOM_SEEDS= PY=$(printf %q "$PY") bash docker/reduced_cifar10.sh"
+    done
+    run_step "reduced-cifar10-random-init" "$LOGS/reduced-cifar10-random-init.done" "$zip" \
+        "CIFAR_ZIP=$(printf %q "$zip") METHODS= RANDOM_SEEDS=${RANDOM_SEEDS-0} PY=$(printf %q "$PY") bash docker/reduced_cifar10.sh"
+    collector
+    summary
+}
+
+# ------------------------------------------------------------------------------- tier: full
+tier_full() {
+    DATA_ROOT="${DATA_ROOT:?SCALE=full needs DATA_ROOT: the real datasets in their original layouts (README, \"Full reproduction\")}"
+    local table
+    install
+    [[ -n "${TABLES:-}" ]] || { echo "SCALE=full: say which tables: TABLES=\"ressl:Table 1;cgh:Table 4\" or TABLES=all" \
+                                      "(python -m evaluation.plan --list)" >&2; exit 2; }
+    IFS=';' read -ra wanted <<< "$TABLES"
+    for table in "${wanted[@]}"; do
+        step "table $table"
+        if ! plan="$("$PY" -m evaluation.plan --table "$table" --data-root "$DATA_ROOT" --logs "$LOGS" \
+                --run-root "${RUN_ROOT:-runs/full}" --launch "${LAUNCH:-torchrun}" --gpus "${GPUS:-8}" \
+                --nodes "${NODES:-1}" --partition "${PARTITION:-}" --python "$PY")"; then
+            echo "[failed] plan of $table" >&2; FAILED+=("plan of $table"); continue
+        fi
+        run_plan <<< "$plan"
+    done
+    collector
+    summary
+}
+
+main() {
+    case "$SCALE" in
+        smoke) tier_smoke ;;
+        reduced) tier_reduced ;;
+        full) tier_full ;;
+        *) echo "run_all.sh: SCALE must be smoke, reduced or full (got '$SCALE')" >&2; exit 2 ;;
+    esac
+}
+
+# sourced (tests: `source docker/run_all.sh; run_step ...`): define the functions only
+[[ "${BASH_SOURCE[0]}" != "$0" ]] || main

@@ -12,6 +12,7 @@ downstream harness loads::
 
     {"format": "ssl-repro/backbone", "version": 1, "arch": "resnet50", "stem": "imagenet",
      "method": "mocov2", "source_run": "...", "git_commit": "...",
+     "config": "ressl_cifar10_best", "scale": "full", "reproduces": [{paper, table, method, ...}],
      "state_dict": {torchvision key names: a ResNet without fc, or the ``features.*`` of
                     EfficientNet-B0/B1 / MobileNet-V3-Large (``arch`` efficientnet_b0, ...)},
      and what the method's ``export_extra()`` adds (CGH: "hypercolumn", its hypercolumn head)}
@@ -103,6 +104,14 @@ def backbone_payload(backbone: Backbone, *, method: str, source_run: str = "",
     return {"format": BACKBONE_FORMAT, "version": VERSION, "arch": backbone.arch,
             "stem": backbone.stem, "method": method, "source_run": str(source_run),
             "git_commit": git_commit(), "state_dict": state, **dict(extra or {})}
+
+
+def run_metadata(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What a backbone file says about the run that made it, for the harnesses' records:
+    ``config`` (name), ``scale`` (smoke/reduced/full) and ``reproduces`` (the published rows
+    the config stands behind; see pretrain/make_configs.py)."""
+    return {"config": str(config.get("name", "")), "scale": str(config.get("scale", "smoke")),
+            "reproduces": list(config.get("reproduces") or [])}
 
 
 def save_backbone(path: str | os.PathLike, backbone: Backbone, **meta) -> Path:

@@ -130,7 +130,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
         if not main_process:
             return
         payload = ckpt.backbone_payload(core.backbone, method=config["method"]["name"],
-                                        source_run=str(out), extra=export_extra())
+                                        source_run=str(out), extra={**ckpt.run_metadata(config), **export_extra()})
         ckpt.save(ckpt.training_checkpoint(
             models={"method": core}, optimizer=optimizer, scaler=None, state={},
             epoch=at_step // steps_per_epoch, step=at_step, config=config, backbone=payload),
@@ -196,7 +196,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
     if not main_process:
         return backbone_path
     ckpt.save_backbone(backbone_path, core.backbone, method=config["method"]["name"], source_run=str(out),
-                       extra=export_extra())
+                       extra={**ckpt.run_metadata(config), **export_extra()})
     if step > first_step:
         append_record(method=config["method"]["name"], task="pretrain", dataset=d_cfg.get("name", d_cfg["kind"]),
                       metric="final_loss", value=loss_value, scale=config.get("scale", "smoke"),

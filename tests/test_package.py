@@ -64,6 +64,7 @@ SCRIPTS = [
     ["-m", "pretrain.bench"],
     ["-m", "pretrain.data.synthetic"],
     ["-m", "evaluation.collector"],
+    ["-m", "evaluation.plan"],
     ["transfer/lbfgs_transfer.py"],
     ["benchmarks/lbfgs.py"],
     ["-m", "pretrain.data.synthetic_transfer"],

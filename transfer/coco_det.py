@@ -30,7 +30,7 @@ import argparse
 import time
 from pathlib import Path
 
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from transfer.common import add_common_args, parse_common
 from transfer.detectron2_common import (NORM_RESCALE_HELP, build_cfg, check_scale, coco_num_classes, coco_spec,
                                         prepare_weights, resolve_checkpoint, run_protocol, train_and_evaluate)

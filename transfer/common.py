@@ -1,14 +1,19 @@
-"""What every harness shares: checkpoint loading and common flags."""
+"""What every harness shares: checkpoint loading, common flags and the one way to record a result."""
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from pretrain.checkpoint import load_backbone
+from evaluation import records
+from pretrain.checkpoint import CheckpointError, load_backbone, read_backbone
 from pretrain.data.loading import UInt8Images, default_test_split
 from pretrain.models.resnet import build_backbone
 
@@ -123,3 +128,82 @@ def resolve_repeats(args: argparse.Namespace, parser: argparse.ArgumentParser) -
                      f"--repeats {repeats} is a reduced run")
     args.repeats = repeats
     return repeats
+
+
+# --------------------------------------------------------------------------- result records
+def append_record(*, checkpoint: str | os.PathLike | None = None, protocol: dict[str, Any] | None = None,
+                  label: str | None = None, **fields) -> records.ResultRecord:
+    """:func:`evaluation.records.append_record` plus what lets the collector place the number:
+
+    - ``protocol["reproduces"]``: the published rows the checkpoint's pretraining config stands
+      behind (``reproduces`` of its ``backbone.pth`` metadata, written by the engine); a harness
+      that names rows itself keeps its own;
+    - ``protocol["pretrain_scale"]``: the pretraining run's scale (a ``full`` evaluation of a
+      ``smoke`` checkpoint is no reproduction; the collector takes the lower of the two);
+    - ``protocol["protocol_label"]``: the evaluation protocol in the published tables' words
+      (e.g. ``"Mask R-CNN R50-FPN; 1x schedule"``), ``label`` or :func:`protocol_label`'s.
+
+    Every harness records through this function (one code path for all of them).
+    """
+    protocol = dict(protocol or {})
+    meta = checkpoint_metadata(checkpoint)
+    if "reproduces" not in protocol:
+        protocol["reproduces"] = meta.get("reproduces", [])
+    if meta.get("scale"):
+        protocol.setdefault("pretrain_scale", meta["scale"])
+    protocol["protocol_label"] = label if label is not None else protocol_label(fields["task"], protocol)
+    return records.append_record(checkpoint=checkpoint, protocol=protocol, **fields)
+
+
+def checkpoint_metadata(checkpoint: str | os.PathLike | None) -> dict[str, Any]:
+    """The backbone metadata of a checkpoint (no weights); ``{}`` for none (random init)."""
+    if not checkpoint or not Path(checkpoint).is_file():
+        return {}
+    stat = Path(checkpoint).stat()
+    return _metadata(str(Path(checkpoint).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _metadata(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    try:
+        payload = read_backbone(path)
+    except CheckpointError:
+        return {}  # a weights file the harness converted itself (e.g. detectron2's): nothing to carry
+    return {k: v for k, v in payload.items() if k != "state_dict"}
+
+
+_SCHEDULE = re.compile(r"_(\d+x|\d+k)(?:_|$)")
+
+
+def protocol_label(task: str, protocol: dict[str, Any]) -> str:
+    """The evaluation protocol of a record, spelled as the published ``variant`` column spells
+    it, from the settings the harness records (``""`` where the tables name no protocol).
+
+    Detection (``protocol["config"]``, e.g. ``coco_FPN_1x``, ``voc_C4_24k``, ``voc07_C4_9k``):
+    "Mask R-CNN R50-FPN; 1x schedule", "Faster R-CNN R50-C4; trainval07+12 24k iter";
+    segmentation: "FCN (<suite> protocol); OS <n>" (+ "atrous head" for PCD's); low-shot SVM:
+    "k=<k>". The collector compares only the facets a published variant names (detector, C4/FPN/
+    DC5, schedule, train set, OS, head, k), so a C4 record never fills an FPN cell.
+    """
+    if task in ("det_coco", "inst_seg_coco", "det_voc"):
+        config = str(protocol.get("config", ""))
+        neck = next((n for n in ("DC5", "FPN", "C4") if n in config.split("_")), "")
+        depth = {"resnet18": "R18", "resnet34": "R34", "resnet50": "R50", "resnet101": "R101"}.get(
+            str(protocol.get("arch", "")), "")
+        schedule = _SCHEDULE.search(config)
+        parts = [f"{'Faster' if task == 'det_voc' else 'Mask'} R-CNN {'-'.join(p for p in (depth, neck) if p)}"]
+        if schedule and schedule.group(1).endswith("x"):
+            parts.append(f"{schedule.group(1)} schedule")
+        elif schedule:
+            train = protocol.get("train") or []
+            sets = "trainval07+12" if any("2012" in str(t) for t in train) else "trainval07"
+            parts.append(f"{sets} {schedule.group(1)} iter")
+        return "; ".join(parts)
+    if task == "sem_seg":
+        suite = str(protocol.get("protocol", ""))
+        head = " (atrous head)" if suite == "pcd" else ""
+        stride = protocol.get("output_stride")
+        return f"FCN{head} ({suite} protocol)" + (f"; OS {stride}" if stride else "")
+    if task == "low_shot" or (task == "ablation" and "k" in protocol):
+        return f"k={protocol['k']}" if "k" in protocol else ""
+    return ""

@@ -28,7 +28,7 @@ import argparse
 import time
 
 from evaluation.knn import top1, weighted_knn_predict_many
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, open_dataset
 from pretrain.features import REPRESENTATIONS, extract_features, representation
 from transfer.common import ResizeCenterCrop, add_common_args, add_dataset_args, backbone_from_args, parse_common

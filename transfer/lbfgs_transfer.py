@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from evaluation.logreg import PATHS, SOLVERS, linear_transfer, protocol_grid
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from pretrain.data.loading import DATASET_KINDS, open_dataset
 from pretrain.data.transfer_readers import KINDS, SPECS, Subset, protocol_splits, random_val_indices
 from pretrain.features import extract_features

@@ -56,7 +56,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from pretrain.data.augment import ViewSpec, make_views, normalize, sample_params
 from pretrain.data.loading import DATASET_KINDS, UInt8Images, batch_loader, epoch_batches, open_dataset
 from pretrain.features import REPRESENTATIONS, extract_features, representation

@@ -47,7 +47,7 @@ import time
 import numpy as np
 from sklearn.svm import LinearSVC
 
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from evaluation.voc_ap import INTERPOLATIONS, mean_average_precision
 from pretrain.data.readers import VOC, VOC_CLASSES, DatasetError, load_image
 from pretrain.features import extract_features

@@ -36,7 +36,7 @@ from mmengine.model import BaseModule, is_model_wrapper
 from mmseg.registry import HOOKS, MODELS, TRANSFORMS
 
 from evaluation.provenance import REPO_ROOT
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from pretrain.checkpoint import read_backbone
 from pretrain.data.readers import DatasetError
 from transfer.common import add_common_args, add_repeats_arg, parse_common, resolve_repeats

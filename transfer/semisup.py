@@ -35,7 +35,7 @@ import argparse
 import time
 from pathlib import Path
 
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from pretrain.data.loading import open_dataset
 from pretrain.data.readers import DatasetError
 from transfer.common import add_common_args, backbone_from_args, parse_common

@@ -31,7 +31,7 @@ import statistics
 import time
 from pathlib import Path
 
-from evaluation.records import append_record
+from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from transfer.common import add_common_args, add_repeats_arg, parse_common, resolve_repeats
 from transfer.detectron2_common import (NORM_RESCALE_HELP, build_cfg, check_scale, prepare_weights,
                                         resolve_checkpoint, run_protocol, train_and_evaluate, voc_spec)

@@ -171,7 +171,8 @@ def test_list_of_references_joins_the_rows_of_its_own_metric(tmp_path, clock):
              "variant": "Mask R-CNN R50-C4; 2x schedule"},
             {"paper": "ressl", "table": "Table 7", "method": "ReSSL", "variant": ONE_CROP}]
     _add(runs, task="det_coco", dataset="COCO", metric="AP", value=40.0, scale="full",
-         protocol={"reproduces": refs}, run_id="det")
+         protocol={"reproduces": refs, "protocol_label": "Mask R-CNN R50-C4; 2x schedule"},
+         run_id="det")
     collection = collector.collect_records(read_records(runs))
     published = collection.published
     [(index, [m])] = collection.matches.items()
@@ -219,7 +220,8 @@ def test_output_is_deterministic(runs, tmp_path):
     first = collect(runs, tmp_path / "a")
     second = collect(runs, tmp_path / "b")
     again = collect(runs, tmp_path / "a")
-    assert set(first) == {"measured", "report", *PAPERS}
+    assert set(first) == {"measured", "report", "scatter", *PAPERS}
+    assert first["scatter"].read_bytes().startswith(b"\x89PNG")
     for name in first:
         assert first[name].read_bytes() == second[name].read_bytes() == \
             again[name].read_bytes(), name
@@ -264,3 +266,156 @@ def test_module_help_and_import_rule():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--runs" in result.stdout and "--out" in result.stdout
+
+
+# ------------------------------------------------------------------ the join, cell by cell
+
+def _record(runs, *, task, dataset, metric, value, scale="full", run_id, reproduces,
+            label="", **protocol):
+    return append_record(method="m", task=task, dataset=dataset, metric=metric, value=value,
+                         scale=scale, run_id=run_id, runs_dir=runs, checkpoint=None,
+                         protocol={"reproduces": reproduces, "protocol_label": label, **protocol})
+
+
+def _chosen_runs(collection, **criteria):
+    """{published value: chosen run id} of the rows matching ``criteria``."""
+    published = collection.published
+    rows = published[[all(published.loc[i, k] == v for k, v in criteria.items())
+                      for i in published.index]]
+    out = {}
+    for index in rows.index:
+        chosen = collection.chosen(int(index))
+        out[rows.loc[index, "value_text"]] = chosen.record.run_id if chosen else None
+    return out
+
+
+def test_linear_record_fills_the_ablation_rows_its_config_names(tmp_path, clock):
+    """The ReSSL config of Table 1's best CIFAR-10 row names rows of Tables 1, 3, 4, 5 and 6
+    (all task `ablation`): a linear_cls record fills each of them; a kNN record fills none."""
+    from evaluation.published import load_published  # noqa: F401 (vocabulary check below)
+    config = (REPO / "pretrain/configs/ressl/cifar10_pred_taus0.1_taut0.04.yaml").read_text()
+    import yaml
+    refs = yaml.safe_load(config)["reproduces"]
+    runs = tmp_path / "runs"
+    _record(runs, task="linear_cls", dataset="CIFAR-10", metric="top1", value=91.0,
+            run_id="lin", reproduces=refs)
+    _record(runs, task="knn_cls", dataset="CIFAR-10", metric="top1", value=80.0,
+            run_id="knn", reproduces=refs)
+    collection = collector.collect_records(read_records(runs))
+    joined = {(collection.published.loc[i, "table"], collection.published.loc[i, "variant"])
+              for i in collection.matches}
+    assert joined == {("Table 1", TAU), ("Table 3", "without InfoNCE warm-up"),
+                      ("Table 4", "teacher aug=random resized crop + random flip"),
+                      ("Table 5", "teacher aug=weak"), ("Table 6", "K=4096")}
+    assert all(m.record.run_id == "lin" and collection.published.loc[i, "dataset"] == "CIFAR-10"
+               for i, ms in collection.matches.items() for m in ms)
+    assert [u.measured.record.run_id for u in collection.unmatched] == ["knn"]
+    assert "knn_cls/CIFAR-10/top1" in collection.unmatched[0].reason
+
+
+def test_c4_record_never_fills_an_fpn_cell(tmp_path, clock):
+    runs = tmp_path / "runs"
+    ref = {"paper": "pcd", "table": "Table 1", "method": "PCD", "variant": "asymmetric loss"}
+    _record(runs, task="det_coco", dataset="COCO", metric="AP", value=30.0, run_id="c4",
+            reproduces=ref, label="Mask R-CNN R18-C4; 1x schedule")
+    _record(runs, task="det_coco", dataset="COCO", metric="AP", value=36.0, run_id="fpn",
+            reproduces=ref, label="Mask R-CNN R18-FPN; 1x schedule")
+    _record(runs, task="det_coco", dataset="COCO", metric="AP", value=1.0, run_id="nolabel",
+            reproduces=ref)
+    _record(runs, task="det_coco", dataset="COCO", metric="AP", value=2.0, run_id="2x",
+            reproduces=ref, label="Mask R-CNN R18-FPN; 2x schedule")
+    collection = collector.collect_records(read_records(runs))
+    cells = _chosen_runs(collection, paper="pcd", table="Table 1", method="PCD", task="det_coco")
+    assert cells["31.9"] == "c4"      # asymmetric loss; Mask R-CNN C4; 1x schedule
+    assert cells["37.0"] == "fpn"     # asymmetric loss; Mask R-CNN FPN; 1x schedule
+    assert [m.record.run_id for ms in collection.matches.values() for m in ms] in \
+        (["c4", "fpn"], ["fpn", "c4"])
+    unmatched = {u.measured.record.run_id: u.reason for u in collection.unmatched}
+    assert set(unmatched) == {"nolabel", "2x"}
+    assert "does not fit" in unmatched["nolabel"] and "(no protocol_label)" in unmatched["nolabel"]
+    assert "Mask R-CNN R18-FPN; 2x schedule" in unmatched["2x"]
+
+
+def test_mean_of_repeats_is_preferred_over_single_runs(tmp_path, clock):
+    runs = tmp_path / "runs"
+    ref = {"paper": "cgh", "table": "Table 4", "method": "CGH", "variant": "Faster R-CNN R50-C4"}
+    label = "Faster R-CNN R50-C4; trainval07+12 24k iter"
+    _record(runs, task="det_voc", dataset="VOC07+12", metric="AP", value=56.0, run_id="mean",
+            reproduces=ref, label=label, aggregate="mean_of_5")
+    _record(runs, task="det_voc", dataset="VOC07+12", metric="AP", value=57.5, run_id="single",
+            reproduces=ref, label=label, aggregate="single_run")  # later, but one repeat
+    _record(runs, task="det_voc", dataset="VOC07+12", metric="AP", value=55.0, run_id="mean2",
+            reproduces=ref, label=label, aggregate="mean_of_2")   # later, fewer repeats
+    collection = collector.collect_records(read_records(runs))
+    [(index, candidates)] = collection.matches.items()
+    assert len(candidates) == 3 and collection.chosen(index).record.run_id == "mean"
+    assert collection.published.loc[index, "value_text"] == "56.8"
+
+
+def test_full_evaluation_of_a_smoke_checkpoint_is_smoke(tmp_path, clock):
+    runs = tmp_path / "runs"
+    _record(runs, task="ablation", dataset="CIFAR-10", metric="top1", value=91.0, run_id="r",
+            reproduces=_ressl("Table 1", TAU)["reproduces"], pretrain_scale="smoke")
+    written = collect(runs, tmp_path / "out")
+    row = _row(_read_csv(written["ressl"]), table="Table 1", variant=TAU, dataset="CIFAR-10")
+    assert (row["measured_scale"], row["delta"]) == ("smoke", "")
+
+
+def test_records_without_a_published_row_are_listed(runs, tmp_path, clock):
+    append_record(method="mocov2", task="knn_cls", dataset="synthetic-shapes", metric="top1",
+                  value=70.0, scale="smoke", protocol={"k": 20}, run_id="lonely", runs_dir=runs)
+    report = collect(runs, tmp_path / "out")["report"].read_text()
+    section = report.split("## Records matching no published row")[1].split("\n## ")[0]
+    assert "| lonely | mocov2 | knn_cls | synthetic-shapes | top1 | 70 | smoke |" in section
+    assert "no `reproduces`" in section
+    for run in ("amb-1", "typo-1"):  # unresolved references are unmatched records too
+        assert f"| {run} |" in section
+    for run in ("full-1", "lewel-200", "pre-1"):  # joined, or bookkeeping
+        assert f"| {run} |" not in section
+
+
+def test_report_pivots_every_published_table(runs, tmp_path):
+    report = collect(runs, tmp_path / "out")["report"].read_text()
+    published = load_published()
+    for (paper, table), rows in published.groupby(["paper", "table"]):
+        assert f"### {paper} {table}\n" in report
+        assert f"{len(rows)} published cells" in report.split(f"### {paper} {table}\n")[1][:200]
+    table1 = report.split("### ressl Table 1\n")[1].split("\n### ")[0]
+    header = next(line for line in table1.splitlines() if line.startswith("| method"))
+    assert header.startswith("| method | setting | CIFAR-10 | reproduced | CIFAR-100 | reproduced |")
+    line = next(line for line in table1.splitlines() if f"| {TAU} |" in line)
+    assert line.startswith(f"| ReSSL | {TAU} | 90.76 | 90.5 (-0.26) | 64.60 | not run |")
+    assert "All rows: backbone ResNet-18; epochs 200; task ablation; metric top1." in table1
+    table7 = report.split("### ressl Table 7\n")[1].split("\n### ")[0]
+    assert "| reduced: 55.5 |" in table7  # reduced: marked, no delta
+    assert "**Not run: LEWEL pretraining is not in the suite yet.**" in \
+        report.split("### lewel Table 4\n")[1][:300]
+
+
+def test_variant_split_and_facets():
+    assert collector.split_variant("det_coco", "multi-crop; Mask R-CNN R50-C4; 1x schedule") == \
+        ("multi-crop", "Mask R-CNN R50-C4; 1x schedule")
+    assert collector.split_variant("low_shot", "k=16") == ("", "k=16")
+    assert collector.split_variant("ablation", "k=1,lambda=0.4") == ("k=1,lambda=0.4", "")
+    assert collector.facets("det_voc", "Faster R-CNN C4; trainval07+12 24k iter") == \
+        {"detector": "Faster", "neck": "C4", "schedule": "24k", "train": "07+12"}
+    assert collector.facets("det_coco", "Mask R-CNN R50-DC5; 2x schedule") == \
+        {"detector": "Mask", "neck": "DC5", "schedule": "2x"}
+    assert collector.facets("sem_seg", "dilated FCN (OS 8)") == {"output_stride": "8"}
+    assert collector.measuring_tasks("ablation", "CIFAR-10", "top1") == {"ablation", "linear_cls"}
+    assert collector.measuring_tasks("ablation", "COCO", "AP_mask") == {"ablation", "inst_seg_coco"}
+    assert collector.measuring_tasks("det_voc", "VOC07", "AP") == {"det_voc"}
+
+
+def test_config_naming_c4_and_fpn_rows_places_each_record_once(tmp_path, clock):
+    """A config naming both protocols' rows (full variants): the C4 record joins the C4 cell
+    and is not reported as a mismatch of the FPN reference."""
+    runs = tmp_path / "runs"
+    refs = [{"paper": "lewel", "table": "Table 4", "method": "LEWEL_B", "epochs": 200,
+             "variant": f"Mask R-CNN R50-{neck}; 1x schedule"} for neck in ("C4", "FPN")]
+    _record(runs, task="det_coco", dataset="COCO", metric="AP", value=38.0, run_id="c4",
+            reproduces=refs, label="Mask R-CNN R50-C4; 1x schedule")
+    collection = collector.collect_records(read_records(runs))
+    assert _chosen_runs(collection, paper="lewel", table="Table 4", method="LEWEL_B", metric="AP",
+                        epochs="200") == {"38.5": "c4", "41.3": None}
+    assert collection.unresolved == [] and collection.unmatched == []
