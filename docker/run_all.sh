@@ -3,10 +3,13 @@
 # collector writing results/<paper>.csv, results/REPORT.md and results/scatter.png.
 #
 # SCALE=smoke (default): the whole pipeline at smoke scale on the suite's own generated data --
-# install (cached) -> generate data -> pretrain MoCo v2, BYOL, ReSSL and CGH (ImageNet-stem
-# ResNet-18, 64 px shapes, 800 steps each, BYOL 400) -> kNN and linear evaluation of each and of
-# randomly initialised backbones -> L-BFGS transfer, low-shot SVM, detectron2 detection and mmseg
-# segmentation on the first pretrained backbone (pipeline checks) -> collector.
+# install (cached) -> generate data -> pretrain every method that has a pretrain/configs/<m>_smoke.yaml
+# (MoCo v2 first) -> kNN and linear evaluation of each and of randomly initialised backbones (kNN: 3
+# seeds) -> L-BFGS transfer, low-shot SVM, detectron2 detection and mmseg segmentation on the first
+# pretrained backbone (pipeline checks) -> collector -> a summary table (results/local/smoke_summary.md
+# and .csv: per method kNN, linear, random-init range, margin, PASS/FAIL, wall times; the wall time of
+# every stage). A method whose kNN is not SMOKE_MARGIN (default 5) points above the best random-init
+# seed is FAILED and the script exits 1.
 #
 #   bash docker/run_all.sh                 # smoke scale, generated data under data/synthetic
 #   DATA_ROOT=/tmp/gen bash docker/run_all.sh
@@ -36,14 +39,23 @@
 # continues; with LAUNCH=slurm a submitted pretraining is not resubmitted (remove its
 # .submitted marker to do so) and its evaluations wait for its backbone.pth (run again later).
 #
-# Re-running the smoke tier continues where the last run stopped (pretraining resumes from its
-# checkpoint; a finished run is not retrained) and appends new evaluation records.
+# Re-running the smoke tier continues where the last run stopped: a step that finished (marker
+# under RUN_ROOT/steps/<step>/, default runs/smoke) with the same command and input checkpoint is
+# skipped and appends no record again; an interrupted pretraining resumes from its checkpoint.
+# Records of every tier go to RESULTS/runs (default results/local/runs, not committed), never to
+# results/runs (the project's reference records); the collector reads both into RESULTS/REPORT.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SCALE="${SCALE:-smoke}"
 DRY_RUN="${DRY_RUN:-0}"   # 1 (reduced, full): print what each step would do or why it is skipped
 LOGS="${LOGS:-$ROOT/results/logs/$SCALE}"
+# New records go to $RESULTS/runs (default results/local/, not committed): a user's run never
+# rewrites results/runs, the project's own reference records; the collector reads both and writes
+# its tables and report to $RESULTS. (The project's maintainers record reference numbers with
+# RESULTS=results.)
+RESULTS="${RESULTS:-$ROOT/results/local}"
+export SSL_REPRO_RESULTS="$RESULTS"
 step() { printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 FAILED=()
 SKIPPED=()
@@ -114,51 +126,124 @@ collector() {
 }
 
 # ------------------------------------------------------------------------------ tier: smoke
+# smoke_methods: one method per pretrain/configs/<m>_smoke.yaml (a new method joins the smoke tier
+# with its config), MoCo v2 first (its backbone is the transfer checks' and PCD's teacher), then
+# the others by name.
+smoke_methods() {
+    local f m first=() rest=()
+    for f in "$ROOT"/pretrain/configs/*_smoke.yaml; do
+        m="$(basename "$f" _smoke.yaml)"
+        if [[ "$m" == mocov2 ]]; then first=("$m"); else rest+=("$m"); fi
+    done
+    echo "${first[@]}" "${rest[@]}"
+}
+
+# this_run STEP STATUS: list a step of this invocation for the summary (evaluation.smoke_summary)
+this_run() { printf '%s\t%s\n' "$1" "$2" >> "$STEPS/this_run.tsv"; }
+
+# once NAME INPUT COMMAND...: a smoke step, run once. Its records go to $STEPS/NAME/runs and are
+# merged into $RESULTS/runs when it has finished; then $STEPS/NAME/key (the command and INPUT's
+# size and mtime) and $STEPS/NAME/wall_s are written. A finished step with the same key is
+# skipped, so re-running run_all appends no duplicate records, while a changed command or a
+# retrained checkpoint (INPUT) runs the step again. A failed step is reported (FAILED) and the
+# rest continues; a step whose INPUT is missing is skipped with a message.
+once() {
+    local name="$1" input="$2" dir="$STEPS/$1" key t0 status; shift 2
+    key="$*"
+    if [[ -n "$input" ]]; then
+        if [[ ! -e "$input" ]]; then
+            echo "[missing] $name: $input does not exist (did its step fail?)" >&2
+            this_run "$name" "missing input"; return 0
+        fi
+        key+=$'\n'"$(stat -c '%n %s %Y' "$input")"
+    fi
+    if [[ -e "$dir/wall_s" && "$(cat "$dir/key" 2>/dev/null)" == "$key" ]]; then
+        echo "[skip] $name: finished by an earlier run ($(cat "$dir/wall_s") s); remove $dir to redo it"
+        this_run "$name" skipped; return 0
+    fi
+    rm -rf "$dir"; mkdir -p "$dir"
+    step "$name"
+    t0=$(date +%s)
+    set +e
+    SSL_REPRO_RESULTS="$dir" "$@"
+    status=$?
+    set -e
+    if [[ $status -ne 0 ]]; then
+        echo "[failed] $name (exit $status)" >&2; FAILED+=("$name"); this_run "$name" failed; return 0
+    fi
+    [[ ! -d "$dir/runs" ]] || "$PY" -m evaluation.records --merge "$dir/runs" --into "$RESULTS/runs"
+    printf '%s\n' "$key" > "$dir/key"
+    echo $(( $(date +%s) - t0 )) > "$dir/wall_s"
+    this_run "$name" ran
+}
+
+# timed NAME COMMAND...: a step with its own cache (install, collector): always run, timed
+timed() {
+    local name="$1" t0; shift
+    t0=$(date +%s)
+    "$@"
+    mkdir -p "$STEPS/$name"; echo $(( $(date +%s) - t0 )) > "$STEPS/$name/wall_s"
+    this_run "$name" ran
+}
+
 tier_smoke() {
     DATA_ROOT="${DATA_ROOT:-$ROOT/data/synthetic}"
     RUN_ROOT="${RUN_ROOT:-$ROOT/runs/$SCALE}"
+    STEPS="$RUN_ROOT/steps"
     START=$(date +%s)
+    mkdir -p "$STEPS"; : > "$STEPS/this_run.tsv"
 
-    install
+    timed install install
 
-    step "generate data in the real formats -> $DATA_ROOT"
-    "$PY" -m pretrain.data.synthetic --out "$DATA_ROOT" --seed 0 --scale smoke
+    [[ -d "$DATA_ROOT/imagefolder" ]] || rm -rf "$STEPS/data"
+    once data "" "$PY" -m pretrain.data.synthetic --out "$DATA_ROOT" --seed 0 --scale smoke
 
-    METHODS="${METHODS:-mocov2 byol ressl cgh}"
-    STEPS=()  # SMOKE_STEPS=N shortens every pretraining run (a plumbing check)
-    [[ -n "${SMOKE_STEPS:-}" ]] && STEPS=(optim.max_steps="$SMOKE_STEPS")
+    METHODS="${METHODS:-$(smoke_methods)}"
+    local M WHO FIRST="" steps=()  # SMOKE_STEPS=N shortens every pretraining run (a plumbing check)
+    [[ -n "${SMOKE_STEPS:-}" ]] && steps=(optim.max_steps="$SMOKE_STEPS")
+    declare -A extra=(  # what a smoke config needs from this run (one line per method)
+        [pcd]="method.teacher.checkpoint=$RUN_ROOT/mocov2/checkpoint.pth"  # PCD distils the MoCo v2 smoke run
+    )
     SHAPES=(--dataset imagefolder --data "$DATA_ROOT/imagefolder" --dataset-name synthetic-shapes --test-split val)
     RANDOM_IMAGENET=(--random-init --arch resnet18 --stem imagenet --method random_init)
-    for METHOD in $METHODS; do
-        step "pretrain $METHOD (smoke) -> $RUN_ROOT/$METHOD"
-        "$PY" -m pretrain --config "pretrain/configs/${METHOD}_smoke.yaml" --resume auto \
-            data.root="$DATA_ROOT/imagefolder" train.out_dir="$RUN_ROOT/$METHOD" "${STEPS[@]}"
+    for M in $METHODS; do
+        [[ -e "$RUN_ROOT/$M/backbone.pth" ]] || rm -rf "$STEPS/pretrain-$M"
+        # shellcheck disable=SC2086
+        once "pretrain-$M" "pretrain/configs/${M}_smoke.yaml" "$PY" -m pretrain \
+            --config "pretrain/configs/${M}_smoke.yaml" --resume auto data.root="$DATA_ROOT/imagefolder" \
+            train.out_dir="$RUN_ROOT/$M" train.quiet=true ${extra[$M]:-} "${steps[@]}"
+        [[ -n "$FIRST" || ! -e "$RUN_ROOT/$M/backbone.pth" ]] || FIRST="$RUN_ROOT/$M/backbone.pth"
     done
 
-    step "kNN and linear classification: each method vs random init (3 seeds) (smoke)"
-    for WHO in $METHODS random:0 random:1 random:2; do
-        if [[ "$WHO" == random:* ]]; then B=("${RANDOM_IMAGENET[@]}" --seed "${WHO#random:}")
-        else B=(--ckpt "$RUN_ROOT/$WHO/backbone.pth"); fi
-        "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size 64 -k 20 -t 0.07 --scale smoke
-        [[ "$WHO" == random:[12] ]] || "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100
+    # kNN and linear classification: each method vs random init (3 seeds; linear: seed 0)
+    for WHO in $METHODS random0 random1 random2; do
+        if [[ "$WHO" == random* ]]; then B=("${RANDOM_IMAGENET[@]}" --seed "${WHO#random}"); IN=""
+        else IN="$RUN_ROOT/$WHO/backbone.pth"; B=(--ckpt "$IN"); fi
+        once "knn-$WHO" "$IN" "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size 64 -k 20 -t 0.07 --scale smoke
+        [[ "$WHO" == random[12] ]] || once "linear-$WHO" "$IN" \
+            "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100
     done
 
-    step "L-BFGS linear transfer and VOC07 low-shot SVM (smoke)"
-    "$PY" -m pretrain.data.synthetic_transfer --out "$DATA_ROOT/transfer"
-    FIRST="$RUN_ROOT/${METHODS%% *}/backbone.pth"  # the first pretrained smoke backbone (ImageNet stem)
-    "$PY" transfer/lbfgs_transfer.py --smoke --ckpt "$FIRST" --dataset dtd \
+    # L-BFGS transfer, VOC07 low-shot SVM, detectron2 detection and mmseg segmentation: pipeline
+    # checks on the first pretrained backbone (ImageNet stem)
+    FIRST="${FIRST:-$RUN_ROOT/${METHODS%% *}/backbone.pth}"
+    once data-transfer "" "$PY" -m pretrain.data.synthetic_transfer --out "$DATA_ROOT/transfer"
+    once lbfgs-dtd "$FIRST" "$PY" transfer/lbfgs_transfer.py --smoke --ckpt "$FIRST" --dataset dtd \
         --data "$DATA_ROOT/transfer/dtd" --image-size 64
-    "$PY" transfer/lowshot_svm.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit"
+    once lowshot-voc07 "$FIRST" "$PY" transfer/lowshot_svm.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit"
+    once det-coco "$FIRST" "$PY" transfer/coco_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/coco" --out "$RUN_ROOT/det/coco"
+    once det-voc "$FIRST" "$PY" transfer/voc_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --out "$RUN_ROOT/det/voc"
+    once seg-voc "$FIRST" "$PY" transfer/voc_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" \
+        --work-dir "$RUN_ROOT/seg/voc"
+    once seg-cityscapes "$FIRST" "$PY" transfer/cityscapes_seg.py --smoke --ckpt "$FIRST" \
+        --data "$DATA_ROOT/cityscapes" --work-dir "$RUN_ROOT/seg/cityscapes"
 
-    step "detection (detectron2) and segmentation (mmseg), pipeline checks on $FIRST"
-    "$PY" transfer/coco_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/coco" --out "$RUN_ROOT/det/coco"
-    "$PY" transfer/voc_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --out "$RUN_ROOT/det/voc"
-    "$PY" transfer/voc_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --work-dir "$RUN_ROOT/seg/voc"
-    "$PY" transfer/cityscapes_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/cityscapes" --work-dir "$RUN_ROOT/seg/cityscapes"
-
-    step "collect results -> results/"
-    "$PY" -m evaluation.collector
-    echo "done in $(( $(date +%s) - START )) s; see results/REPORT.md (smoke numbers are pipeline checks, not reproductions)"
+    timed collect collector
+    echo "done in $(( $(date +%s) - START )) s; reference + your records: $RESULTS/REPORT.md" \
+         "(smoke numbers are pipeline checks, not reproductions)"
+    step "summary -> $RESULTS/smoke_summary.md"
+    # shellcheck disable=SC2086
+    "$PY" -m evaluation.smoke_summary --steps "$STEPS" --methods $METHODS --random-seeds 0 1 2 --out "$RESULTS"
 }
 
 # ---------------------------------------------------------------------------- tier: reduced

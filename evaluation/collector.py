@@ -1,7 +1,11 @@
 """Collect the result records into the papers' tables, a report and a scatter plot.
 
-``python -m evaluation.collector [--runs results/runs] [--out results]`` reads every
-record under ``--runs`` and writes, atomically, into ``--out``:
+``python -m evaluation.collector [--runs DIR ...] [--out results]`` reads every record under
+the ``--runs`` folders and writes, atomically, into ``--out``. Without ``--runs`` it reads two:
+``results/runs``, the project's own reference measurements (committed), and, when
+``$SSL_REPRO_RESULTS`` names another folder, ``$SSL_REPRO_RESULTS/runs``: a user's new records
+(``docker/run_all.sh`` writes them to ``results/local/``, not committed, so a user's run never
+rewrites the reference records); REPORT.md says which record came from which. Outputs:
 
 - ``measured.csv``  every record, one row each, protocol as compact JSON;
 - ``<paper>.csv``   the published rows of each paper with the measurement chosen for them
@@ -58,7 +62,8 @@ from typing import Any, Iterable, Sequence
 from evaluation.provenance import atomic_write_bytes, atomic_write_text
 from evaluation.published import COLUMNS as PUBLISHED_COLUMNS
 from evaluation.published import PAPERS, load_published
-from evaluation.records import SCALES, RecordError, ResultRecord, read_records, runs_path
+from evaluation.records import (DEFAULT_RUNS_DIR, SCALES, RecordError, ResultRecord, read_records,
+                                runs_path)
 
 MEASURED_COLUMNS = tuple(f.name for f in dataclasses.fields(ResultRecord))
 MATCH_COLUMNS = ("measured_value", "measured_scale", "measured_run_id",
@@ -236,6 +241,17 @@ class Collection:
     unresolved: list[Unresolved] = field(default_factory=list)
     #: every result record that joined no row, with the reason
     unmatched: list[Unresolved] = field(default_factory=list)
+    #: (kind, folder, number of records) of each records folder read, in reading order
+    sources: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def source(self, measured: Measured) -> str:
+        """The kind of folder (``reference`` or ``new``) a record was read from."""
+        end = 0
+        for kind, _, count in self.sources:
+            end += count
+            if measured.seq < end:
+                return kind
+        return ""
 
     def chosen(self, row: int) -> Measured | None:
         """Best effective scale, then mean_of_N over single repeats, then the latest."""
@@ -549,6 +565,13 @@ def report_md(collection: Collection) -> str:
              "below, a \"reproduced\" cell holds a `full` value with its delta to the published "
              "one, `smoke: x` / `reduced: x` (not a reproduction), or `not run`. "
              "`scatter.png` plots published against reproduced for every full-scale cell.", ""]
+    if collection.sources:
+        lines += ["Records read (column `source` of the last table):", ""]
+        for kind, text in SOURCE_KINDS.items():
+            count = sum(n for k, _, n in collection.sources if k == kind)
+            if count:
+                lines.append(f"- {kind}: {count} record(s), {text}")
+        lines.append("")
 
     lines += ["## Coverage per paper", "",
               "Published cells of each paper, how many have a record of each (effective) "
@@ -619,11 +642,11 @@ def report_md(collection: Collection) -> str:
               "Every record, oldest first. Scale `smoke`/`reduced`: not a reproduction.", ""]
     if collection.records:
         lines += _table(["method", "task", "dataset", "metric", "value", "scale", "device",
-                         "date", "commit", "run", "reproduces"],
+                         "date", "commit", "run", "reproduces", "source"],
                         [[r.method, r.task, r.dataset, r.metric, _short(r.value), r.scale,
                           r.device, r.time_utc[:10], _commit(r.git_commit), r.run_id,
-                          _ref_text(r)]
-                         for r in (m.record for m in collection.records)])
+                          _ref_text(r), collection.source(m)]
+                         for m, r in ((m, m.record) for m in collection.records)])
     else:
         lines.append("No records yet.")
     lines.append("")
@@ -672,15 +695,49 @@ def scatter_png(collection: Collection) -> bytes:
 
 # ------------------------------------------------------------------------------ driver
 
-def collect(runs_dir: str | Path | None = None, out_dir: str | Path | None = None,
+#: the report names the kind of folder each record came from, never the folder (same records, same bytes)
+SOURCE_KINDS = {"reference": "the project's own measurements (`results/runs`, committed)",
+                "new": "new runs (`$SSL_REPRO_RESULTS/runs`; `docker/run_all.sh`: `results/local/runs`, "
+                       "not committed)"}
+
+
+def default_runs() -> list[Path]:
+    """``results/runs`` (the reference records) and ``$SSL_REPRO_RESULTS/runs`` if that is another folder."""
+    return [DEFAULT_RUNS_DIR] + ([runs_path()] if runs_path().resolve() != DEFAULT_RUNS_DIR.resolve() else [])
+
+
+def read_sources(runs_dirs: Sequence[str | Path]) -> tuple[list[ResultRecord], list[tuple[str, str, int]]]:
+    """The records of each folder (a folder given twice is read once; a record identical to one
+    already read is skipped) and (kind, folder, count) of each folder."""
+    records: list[ResultRecord] = []
+    seen: set[str] = set()
+    sources: list[tuple[str, str, int]] = []
+    folders = list(dict.fromkeys(Path(d).resolve() for d in runs_dirs))
+    for folder in folders:
+        count = 0
+        for record in read_records(folder):
+            key = json.dumps(dataclasses.asdict(record), sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                records.append(record)
+                count += 1
+        kind = "reference" if folder == DEFAULT_RUNS_DIR.resolve() else "new"
+        sources.append((kind, str(folder), count))
+    return records, sources
+
+
+def collect(runs_dir: str | Path | Sequence[str | Path] | None = None, out_dir: str | Path | None = None,
             published=None) -> dict[str, Path]:
-    """Read the records under ``runs_dir`` and write the tables, report and scatter plot
-    to ``out_dir``. Returns the written paths by name (``measured``, ``report``,
-    ``scatter``, and each paper). Raises :class:`evaluation.records.RecordError` on a
-    malformed record."""
-    runs = runs_path(runs_dir)
+    """Read the records under ``runs_dir`` (one folder or several; default
+    :func:`default_runs`) and write the tables, report and scatter plot to ``out_dir``.
+    Returns the written paths by name (``measured``, ``report``, ``scatter``, and each
+    paper). Raises :class:`evaluation.records.RecordError` on a malformed record."""
+    dirs = (default_runs() if runs_dir is None
+            else [runs_dir] if isinstance(runs_dir, (str, Path)) else list(runs_dir))
     out = Path(out_dir) if out_dir is not None else runs_path().parent
-    collection = collect_records(read_records(runs), published)
+    records, sources = read_sources(dirs)
+    collection = collect_records(records, published)
+    collection.sources = sources
     outputs: dict[str, tuple[Path, str | bytes]] = {
         "measured": (out / "measured.csv", measured_csv(collection))}
     for paper in PAPERS:
@@ -700,9 +757,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m evaluation.collector",
         description="Collect result records into results/measured.csv, "
                     "results/<paper>.csv, results/REPORT.md and results/scatter.png.")
-    parser.add_argument("--runs", default=None,
-                        help="folder of <task>.jsonl record files (default: "
-                             "$SSL_REPRO_RESULTS/runs or results/runs of the checkout)")
+    parser.add_argument("--runs", default=None, action="append",
+                        help="folder of <task>.jsonl record files; may be repeated (default: "
+                             "results/runs of the checkout, the reference records, and "
+                             "$SSL_REPRO_RESULTS/runs if set)")
     parser.add_argument("--out", default=None,
                         help="folder for the tables and report (default: "
                              "$SSL_REPRO_RESULTS or results/ of the checkout)")

@@ -96,15 +96,39 @@ def append_record(*, method: str, task: str, dataset: str, metric: str, value: f
         wall_time_s=round(float(wall_time_s), 3), run_id=run_id or uuid.uuid4().hex[:12],
         time_utc=utc_now(), git_commit=git_commit())
     record.validate()
-    path = runs_path(runs_dir) / f"{task}.jsonl"
+    _append(runs_path(runs_dir) / f"{task}.jsonl", [record])
+    return record
+
+
+def _line(record: ResultRecord) -> str:
+    return json.dumps(asdict(record), sort_keys=True)
+
+
+def _append(path: Path, new: list[ResultRecord]) -> int:
+    """Append the records not already in ``path`` (same fields) under its lock, atomically;
+    returns how many were appended."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         old = path.read_text() if path.exists() else ""
-        if old and not old.endswith("\n"):
-            old += "\n"
-        atomic_write_text(path, old + json.dumps(asdict(record), sort_keys=True) + "\n")
-    return record
+        have = {json.dumps(json.loads(line), sort_keys=True) for line in old.splitlines() if line.strip()}
+        lines = [_line(r) for r in new if _line(r) not in have]
+        if lines:
+            if old and not old.endswith("\n"):
+                old += "\n"
+            atomic_write_text(path, old + "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def merge_records(source: str | os.PathLike, into: str | os.PathLike) -> int:
+    """Append the records under ``source`` to the files of the same name under ``into``,
+    skipping those ``into`` already holds (identical records): merging twice appends nothing.
+    ``docker/run_all.sh`` runs each step with its own records folder and merges it into the
+    user's records when the step has finished. Returns the number of records appended."""
+    by_file: dict[str, list[ResultRecord]] = {}
+    for path in sorted(Path(source).glob("*.jsonl")):
+        by_file[path.name] = list(read_records(source, only=path.name))
+    return sum(_append(Path(into) / name, found) for name, found in by_file.items())
 
 
 def runs_path(runs_dir: str | os.PathLike | None = None) -> Path:
@@ -115,9 +139,10 @@ def runs_path(runs_dir: str | os.PathLike | None = None) -> Path:
     return DEFAULT_RUNS_DIR
 
 
-def read_records(runs_dir: str | os.PathLike | None = None) -> Iterator[ResultRecord]:
-    """Every record under ``runs_dir``; a malformed line is an error naming file and line."""
-    for path in sorted(runs_path(runs_dir).glob("*.jsonl")):
+def read_records(runs_dir: str | os.PathLike | None = None, only: str = "*.jsonl") -> Iterator[ResultRecord]:
+    """Every record under ``runs_dir`` (in the files matching ``only``); a malformed line is an
+    error naming file and line."""
+    for path in sorted(runs_path(runs_dir).glob(only)):
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
                 continue
@@ -127,3 +152,20 @@ def read_records(runs_dir: str | os.PathLike | None = None) -> Iterator[ResultRe
             except (TypeError, ValueError) as err:
                 raise RecordError(f"{path}:{lineno}: bad result record: {err}") from err
             yield record
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m evaluation.records",
+                                     description="Merge a folder of result records into another "
+                                     "(records already there are not appended again).")
+    parser.add_argument("--merge", required=True, metavar="SOURCE", help="folder of <task>.jsonl files")
+    parser.add_argument("--into", required=True, metavar="RUNS", help="records folder to append them to")
+    args = parser.parse_args(argv)
+    print(f"{merge_records(args.merge, args.into)} record(s) merged from {args.merge} into {args.into}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -58,3 +58,47 @@ def test_full_tier_dry_run_skips_finished_steps_and_names_missing_data(tmp_path)
     assert f"[missing] {other}.linear-ressl_small-cifar10: expected {runs}/ressl/cifar10_pred_taus0.1_taut0.03" in err
     assert f"[missing] ressl.stl10_pred_taus0.1_taut0.04.pretrain: expected {data}/stl10_binary" in err
     assert not list(logs.glob("*.log"))  # a dry run runs nothing
+
+
+# --------------------------------------------------------------------------- smoke tier
+RECORD = ('{py} -c "from evaluation.records import append_record; '
+          "append_record(method='m', task='knn_cls', dataset='d', metric='top1', value=1.0, scale='smoke')\"")
+
+
+def test_smoke_step_runs_once_and_records_go_to_the_user_folder(tmp_path):
+    """A finished step is skipped (no duplicate record); a retrained input checkpoint or a changed
+    command runs it again; records land in RESULTS/runs, never in the reference results/runs."""
+    results, steps, ckpt = tmp_path / "local", tmp_path / "steps", tmp_path / "backbone.pth"
+    ckpt.write_bytes(b"weights")
+    reference = sorted((REPO / "results/runs").glob("*.jsonl"))
+    before = {p: p.read_bytes() for p in reference}
+    record = RECORD.format(py=sys.executable)
+    script = (f'source docker/run_all.sh; STEPS={steps}; mkdir -p $STEPS; : > $STEPS/this_run.tsv; '
+              f'once knn-m "{ckpt}" {record}; once knn-m "{ckpt}" {record}; '
+              f'once bad "" false; once later "/no/such.pth" {record}; cat $STEPS/this_run.tsv')
+    result = _bash(script, RESULTS=str(results))
+    assert result.returncode == 0, result.stderr
+    lines = (results / "runs/knn_cls.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and (steps / "knn-m/wall_s").exists()
+    assert "[skip] knn-m: finished by an earlier run" in result.stdout
+    assert "knn-m\tran\nknn-m\tskipped\nbad\tfailed\nlater\tmissing input" in result.stdout
+    assert "[failed] bad (exit 1)" in result.stderr and not (steps / "bad/wall_s").exists()
+    again = _bash(script, RESULTS=str(results))
+    assert len((results / "runs/knn_cls.jsonl").read_text().splitlines()) == 1, again.stdout
+    os.utime(ckpt, (1, 1))  # retrained: the step's input changed
+    _bash(script, RESULTS=str(results))
+    assert len((results / "runs/knn_cls.jsonl").read_text().splitlines()) == 2
+    assert {p: p.read_bytes() for p in sorted((REPO / "results/runs").glob("*.jsonl"))} == before
+
+
+def test_user_records_default_to_an_ignored_folder():
+    result = _bash('unset RESULTS; source docker/run_all.sh; echo "$SSL_REPRO_RESULTS"')
+    assert result.stdout.strip() == str(REPO / "results/local")
+    ignored = subprocess.run(["git", "check-ignore", "-q", "results/local/runs/knn_cls.jsonl"], cwd=REPO)
+    assert ignored.returncode == 0  # a user's records are never committed by accident
+
+
+def test_smoke_methods_come_from_the_smoke_configs():
+    methods = _bash("source docker/run_all.sh; smoke_methods").stdout.split()
+    configs = sorted(p.name[:-len("_smoke.yaml")] for p in (REPO / "pretrain/configs").glob("*_smoke.yaml"))
+    assert sorted(methods) == configs and methods[0] == "mocov2"

@@ -419,3 +419,24 @@ def test_config_naming_c4_and_fpn_rows_places_each_record_once(tmp_path, clock):
     assert _chosen_runs(collection, paper="lewel", table="Table 4", method="LEWEL_B", metric="AP",
                         epochs="200") == {"38.5": "c4", "41.3": None}
     assert collection.unresolved == [] and collection.unmatched == []
+
+
+def test_reads_the_reference_and_the_new_records_and_says_which(runs, tmp_path, monkeypatch):
+    """Default sources: results/runs (the project's reference records) and $SSL_REPRO_RESULTS/runs
+    (a user's new ones); an identical record in both is counted once; REPORT.md names the source."""
+    local = tmp_path / "local"
+    _add(local / "runs", value=91.0, scale="full", protocol=_ressl("Table 1", TAU), run_id="mine-1")
+    monkeypatch.setattr(collector, "DEFAULT_RUNS_DIR", runs)
+    monkeypatch.setenv("SSL_REPRO_RESULTS", str(local))
+    assert collector.default_runs() == [runs, local / "runs"]
+    report = collect(None, tmp_path / "out")["report"].read_text()
+    reference_count = len(list(read_records(runs)))
+    assert f"- reference: {reference_count} record(s), the project's own measurements" in report
+    assert "- new: 1 record(s), new runs" in report
+    everything = report.split("## All measured records")[1]
+    assert f"| mine-1 | ressl / Table 1 / ReSSL / {TAU} | new |" in everything
+    assert "| full-1 |" in everything and "| reference |" in everything
+    both = collect([runs, runs, local / "runs"], tmp_path / "out2")["report"].read_text()
+    assert f"{reference_count + 1} result record(s)" in both
+    monkeypatch.setenv("SSL_REPRO_RESULTS", str(runs.parent))  # the reference folder itself
+    assert collector.default_runs() == [runs]

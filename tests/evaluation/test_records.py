@@ -142,3 +142,15 @@ def test_runs_dir_defaults_to_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("SSL_REPRO_RESULTS")
     assert records.runs_path() == records.DEFAULT_RUNS_DIR
     assert records.runs_path(tmp_path) == tmp_path
+
+
+def test_merge_appends_each_record_once(tmp_path):
+    step, local = tmp_path / "step", tmp_path / "local"
+    _append(local, value=1.0)
+    _append(step, value=2.0)
+    _append(step, task="knn_cls", value=3.0)
+    assert records.merge_records(step, local) == 2
+    assert records.merge_records(step, local) == 0  # merging again appends nothing
+    assert sorted(r.value for r in read_records(local)) == [1.0, 2.0, 3.0]
+    assert records.main(["--merge", str(step), "--into", str(local)]) == 0
+    assert len(list(read_records(local))) == 3
