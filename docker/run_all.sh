@@ -14,6 +14,7 @@
 #   bash docker/run_all.sh                 # smoke scale, generated data under data/synthetic
 #   DATA_ROOT=/tmp/gen bash docker/run_all.sh
 #   METHODS="mocov2 ressl" SMOKE_STEPS=2 bash docker/run_all.sh   # fewer methods / a plumbing check
+#   SMOKE_JOBS=2 bash docker/run_all.sh    # two pretrainings side by side (one thread each)
 #
 # SCALE=reduced: docker/reduced_cifar10.sh (real CIFAR-10, first 500 images per class, 800
 # pretraining steps, kNN + linear on precomputed features, random-init baselines; every number
@@ -177,6 +178,15 @@ once() {
     this_run "$name" ran
 }
 
+# side_by_side COMMAND...: start COMMAND in the background once fewer than SMOKE_JOBS (default 1)
+# started commands are running; `wait` collects them. (Independent pretrainings side by side: on
+# 2 cores two one-thread runs use the CPU better than one two-thread run.)
+side_by_side() {
+    if (( ${SMOKE_JOBS:-1} <= 1 )); then "$@"; return; fi  # in the foreground (Ctrl-C stops it)
+    while (( $(jobs -rp | wc -l) >= ${SMOKE_JOBS:-1} )); do wait -n || true; done
+    "$@" &
+}
+
 # timed NAME COMMAND...: a step with its own cache (install, collector): always run, timed
 timed() {
     local name="$1" t0; shift
@@ -206,12 +216,18 @@ tier_smoke() {
     )
     SHAPES=(--dataset imagefolder --data "$DATA_ROOT/imagefolder" --dataset-name synthetic-shapes --test-split val)
     RANDOM_IMAGENET=(--random-init --arch resnet18 --stem imagenet --method random_init)
+    # SMOKE_JOBS=2: two pretrainings side by side (one thread each unless OMP_NUM_THREADS is set)
+    (( ${SMOKE_JOBS:-1} == 1 )) || export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
     for M in $METHODS; do
         [[ -e "$RUN_ROOT/$M/backbone.pth" ]] || rm -rf "$STEPS/pretrain-$M"
+        [[ -z "${extra[$M]:-}" ]] || wait  # it needs an earlier run's output: start it when those are done
         # shellcheck disable=SC2086
-        once "pretrain-$M" "pretrain/configs/${M}_smoke.yaml" "$PY" -m pretrain \
+        side_by_side once "pretrain-$M" "pretrain/configs/${M}_smoke.yaml" "$PY" -m pretrain \
             --config "pretrain/configs/${M}_smoke.yaml" --resume auto data.root="$DATA_ROOT/imagefolder" \
             train.out_dir="$RUN_ROOT/$M" train.quiet=true ${extra[$M]:-} "${steps[@]}"
+    done
+    wait
+    for M in $METHODS; do
         [[ -n "$FIRST" || ! -e "$RUN_ROOT/$M/backbone.pth" ]] || FIRST="$RUN_ROOT/$M/backbone.pth"
     done
 

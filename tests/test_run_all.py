@@ -102,3 +102,18 @@ def test_smoke_methods_come_from_the_smoke_configs():
     methods = _bash("source docker/run_all.sh; smoke_methods").stdout.split()
     configs = sorted(p.name[:-len("_smoke.yaml")] for p in (REPO / "pretrain/configs").glob("*_smoke.yaml"))
     assert sorted(methods) == configs and methods[0] == "mocov2"
+
+
+def test_side_by_side_runs_at_most_smoke_jobs_commands_at_once(tmp_path):
+    log = tmp_path / "log"
+    script = (f'source docker/run_all.sh; '
+              f'job() {{ echo "start $1" >> {log}; sleep 0.5; echo "end $1" >> {log}; }}; '
+              f'for i in 1 2 3 4; do side_by_side job $i; done; wait; echo all-done')
+    for jobs, most in (("1", 1), ("2", 2)):
+        log.unlink(missing_ok=True)
+        assert _bash(script, SMOKE_JOBS=jobs).stdout.strip() == "all-done"
+        running = peak = 0
+        for line in log.read_text().splitlines():
+            running += 1 if line.startswith("start") else -1
+            peak = max(peak, running)
+        assert peak == most and log.read_text().count("end") == 4
