@@ -64,6 +64,8 @@ SCRIPTS = [
     ["-m", "pretrain.bench"],
     ["-m", "pretrain.data.synthetic"],
     ["-m", "evaluation.collector"],
+    ["-m", "evaluation.smoke_summary"],
+    ["-m", "evaluation.records"],
     ["-m", "evaluation.plan"],
     ["transfer/lbfgs_transfer.py"],
     ["benchmarks/lbfgs.py"],
