@@ -122,7 +122,7 @@ summary() {
 }
 
 collector() {
-    step "collect results -> results/"
+    step "collect results -> $RESULTS/ (reads results/runs + $RESULTS/runs)"
     if [[ "$DRY_RUN" == 1 ]]; then echo "[would run] $PY -m evaluation.collector"; else "$PY" -m evaluation.collector; fi
 }
 
