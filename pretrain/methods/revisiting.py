@@ -91,7 +91,9 @@ class RevisitingMoCo(StepContext, nn.Module):
         m = self.moco
         x_pos, x_anchor, *x_small = views
         k, k_g = self.anchor(x_anchor)                     # keys first (lower peak memory, as MoCo v2)
-        g_pos = torch.cat([m.encoder_q(x) for x in (x_pos, *x_small)])   # B·(N+1) x C_g, view-major
+        # one pass per resolution (the N small crops together, as the official code), view-major
+        passes = [x_pos] + ([torch.cat(x_small)] if x_small else [])
+        g_pos = torch.cat([m.encoder_q(x) for x in passes])                # B·(N+1) x C_g
         q = F.normalize(m.head_q(g_pos).float(), dim=1)                  # B·(N+1) x C
         scale = 1 + len(x_small) if self.positives == "sum" else 1
         queue = m.queue()
