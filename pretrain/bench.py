@@ -31,7 +31,7 @@ from contextlib import nullcontext
 import torch
 
 from pretrain.config import apply_overrides
-from pretrain.data.augment import make_views
+from pretrain.data.augment import make_view_set
 from pretrain.engine import METHODS, build_method
 from pretrain.optim import build_optimizer
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     g = torch.Generator(device=device).manual_seed(0)
 
     def train_step(fn=step_fn):
-        views = [make_views(images, spec, g)[0].contiguous(memory_format=torch.channels_last) for spec in method.views]
+        views = [v.contiguous(memory_format=torch.channels_last) for v, _ in make_view_set(images, method.views, g)]
         if hasattr(method, "begin_step"):
             method.begin_step(0.0, g)
         with autocast():

@@ -83,3 +83,25 @@ def symmetric_relation_loss(student_a: torch.Tensor, student_b: torch.Tensor, te
     """
     return 0.5 * (relation_loss(student_a, teacher_b, queue, tau_s, tau_t)
                   + relation_loss(student_b, teacher_a, queue, tau_s, tau_t))
+
+
+def nearest_neighbours(features: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (P, k) of the k most cosine-similar rows of ``bank`` (K, D) for each row of
+    ``features`` (P, D), most similar first (kNN-MoCo's mining, Revisiting Alg. 2). Computed
+    in fp32 without gradient."""
+    with torch.no_grad(), torch.autocast(features.device.type, enabled=False):
+        sim = F.normalize(features.float(), dim=1) @ F.normalize(bank.float(), dim=1).t()
+        return sim.topk(k, dim=1).indices
+
+
+def knn_nce(q: torch.Tensor, queue: torch.Tensor, neighbours: torch.Tensor, tau: float) -> torch.Tensor:
+    """kNN-MoCo's auxiliary loss (Revisiting Eq. 2 / Alg. 2 ``multi_label_CE(l_neg/t, indices)``).
+
+    q: (P, D) L2-normalised embeddings of the positives; queue: (K, D) L2-normalised keys
+    (the negatives of InfoNCE); neighbours: (P, k) indices into the queue of each positive's
+    mined neighbours. With l = q·queue / τ, each positive's loss is the mean over its k
+    neighbours of -log softmax(l)[neighbour] (the softmax over the K queue entries only, no
+    positive key), averaged over the P positives. fp32 inside, autocast off."""
+    with torch.autocast(q.device.type, enabled=False):
+        log_prob = F.log_softmax(q.float() @ queue.float().t() / tau, dim=1)
+        return -log_prob.gather(1, neighbours).mean()

@@ -1,5 +1,5 @@
-"""Write one YAML per published ReSSL / CGH pretraining run (and the MoCo v2 / BYOL baselines) into
-pretrain/configs/{ressl,cgh,baselines}/.
+"""Write one YAML per published ReSSL / CGH / Revisiting pretraining run (and the MoCo v2 / BYOL
+baselines) into pretrain/configs/{ressl,cgh,baselines,revisiting}/.
 
     python -m pretrain.make_configs            # (re)write the folders
     python -m pretrain.make_configs --check    # exit 1 if a committed file differs
@@ -87,6 +87,36 @@ Baselines (``baselines/``), the MoCo v2 and BYOL rows of the CGH and ReSSL table
   App. C) at 200 epochs: LARS (eta 0.001; BN and biases excluded), lr 0.2 x bs/256, bs 4096,
   wd 1.5e-6, 10 warm-up epochs then cosine, EMA tau 0.996 -> 1 with a cosine schedule,
   projector/predictor 4096 -> 256 with BN, BYOL's asymmetric views, synchronised BN.
+
+Revisiting (seed 004; section "Revisiting" below; method ``revisiting`` = MoCo v2 + options):
+- Base (Sec. 3, App. A.1): R50, MoCo v2 head without BN (2048 -> 2048 -> 128), queue 65536,
+  tau 0.2, m 0.999, SGD lr 0.3 at batch 256, cosine, wd 1e-4 (MoCo default, also the official
+  scripts), 2 GPUs -> shuffle-BN (``bn_splits`` 2 on one process), 2 x 224 px crops scale
+  (0.2, 1) with MoCo v2's augmentation; 400 epochs (Sec. 3), 200 (Sec. 4, Tables 4-8), 800
+  (Table 9). Images keep their aspect ratio into the crop (``data.keep_aspect``); loaded with
+  longer side 640 (COCO: the original size), 500 (ImageNet), 640 (OpenImages, BDD100K: downscaled).
+- Multi-crop (Sec. 4.1, App. A.1): 2 x 160 px (0.2, 1) + N = 4 x 96 px (0.05, 0.14) (N: official
+  code); m 0.999, lowered to 0.995 for the "m down" rows and for every multi-crop row of
+  Table 9 (ASSUMED: the official "ours" scripts use 0.995; Table 9 prints no m column).
+- Constrained: a small crop is redrawn while < 20% of its area overlaps the anchor crop (seed
+  App. A.1; the code's 10% / 10 tries / unconstrained fallback is a config alternative).
+- A+ (Sec. 4.2, App. A.1): the positive large crop and the small crops take flip + AutoAugment
+  (torchvision ImageNet policy) or the default augmentation with probability 0.5 each (the
+  seed's "randomly applying either"; the code's RandomChoice of the two, crops 0 and 2-5);
+  the anchor keeps the default augmentation. "AutoAugment" alone (Table 7 text): probability 1.
+- kNN-MoCo (Sec. 4.3, App. B): k 20, lambda 0.4, neighbours mined before the head, loss from
+  epoch 5 (seed App. B; the code's 800-epoch script uses 20: the seed's value is kept for all),
+  mean over positives (Alg. 2). Table 8 ablates k at lambda 0.4 and lambda at k 20 (the seed
+  prints no k for the lambda rows; 20 is its default) on the Sec. 4.1 model (its lambda = 0 row).
+- Datasets (Table 1, App. A.1): COCO train2017 (``kind: coco``); IN-118K (uniform), IN-118K-LT
+  (Pareto alpha 6), OI-118K and the Table S1 2x/4x/8x subsets as image lists
+  (``kind: imagelist``, ``reader_args.list``: files relative to the dataset root, one per line;
+  the seed does not publish the lists: make them, or take the authors'); BDD100K
+  ``images/100k/train``. Table S1 prints no epochs: ASSUMED 400 (the Sec. 3 setting).
+- Not written: Table 4's "+MC +CC" row (m 0.999; its numbers were lost in the seed's
+  conversion, so it reproduces no published value). Table 3 (transfer of the Table 2
+  models; body lost) needs no extra config. NYUD rows (segmentation, depth) have no harness:
+  not run.
 """
 from __future__ import annotations
 
@@ -100,7 +130,7 @@ import yaml
 
 from pretrain.config import CONFIG_DIR
 
-FOLDERS = ("ressl", "cgh", "baselines")  # generated folders under pretrain/configs
+FOLDERS = ("ressl", "cgh", "baselines", "revisiting")  # generated folders under pretrain/configs
 SMALL = {  # dataset -> reader kind, root, split, side, memory K, published name
     "cifar10": dict(kind="cifar10", root="data/cifar-10-batches-py", split="train", size=32, memory=4096,
                     name="CIFAR-10"),
@@ -251,6 +281,61 @@ def byol_imagenet(epochs: int) -> dict[str, Any]:
     }
 
 
+REVISITING_DATA = {  # name -> data block (Table 1, Table S1)
+    "coco": {"kind": "coco", "name": "COCO", "root": "data/coco", "split": "train2017", "image_size": 640},
+    "in118k": {"kind": "imagelist", "name": "IN-118K", "root": "data/imagenet", "split": None, "image_size": 500,
+               "reader_args": {"list": "data/lists/in118k.txt"}},
+    "in118k_lt": {"kind": "imagelist", "name": "IN-118K-LT", "root": "data/imagenet", "split": None,
+                  "image_size": 500, "reader_args": {"list": "data/lists/in118k_lt.txt"}},
+    "oi118k": {"kind": "imagelist", "name": "OI-118K", "root": "data/openimages", "split": None, "image_size": 640,
+               "reader_args": {"list": "data/lists/oi118k.txt"}},
+    "bdd100k": {"kind": "imagelist", "name": "BDD100K", "root": "data/bdd100k", "split": "images/100k/train",
+                "image_size": 640},
+}
+for _factor, _size in ((2, "236K"), (4, "472K"), (8, "944K")):
+    REVISITING_DATA[f"in{_size.lower()}"] = {
+        "kind": "imagelist", "name": f"ImageNet subset {_size}", "root": "data/imagenet", "split": None,
+        "image_size": 500, "reader_args": {"list": f"data/lists/in{_size.lower()}.txt"}}
+    REVISITING_DATA[f"oi{_size.lower()}"] = {
+        "kind": "imagelist", "name": f"OpenImages subset {_size}", "root": "data/openimages", "split": None,
+        "image_size": 640, "reader_args": {"list": f"data/lists/oi{_size.lower()}.txt"}}
+
+
+def revisiting_base(data: str, epochs: int) -> dict[str, Any]:
+    """MoCo v2 as Revisiting trains it (Sec. 3, App. A.1): 2 x 224 px crops."""
+    return {
+        "scale": "full",
+        "method": {"name": "revisiting", "dim": 128, "hidden_dim": 2048, "queue_size": 65536, "tau": 0.2,
+                   "bn": "shuffle", "bn_splits": 2, "small_crops": 0, "positives": "mean"},
+        "model": {"arch": "resnet50", "stem": "imagenet"},
+        "data": {**copy.deepcopy(REVISITING_DATA[data]), "keep_aspect": True, "workers": 16},
+        "views": {"default": {"size": 224, "scale": [0.2, 1.0]}},
+        "optim": {"name": "sgd", "base_lr": 0.3, "lr_reference_batch": 256, "batch_size": 256, "momentum": 0.9,
+                  "weight_decay": 1.0e-4, "warmup_epochs": 0, "epochs": epochs},
+        "ema": {"schedule": "constant", "base": 0.999},
+        "train": {"seed": 0, "checkpoint_every": 2000},
+    }
+
+
+def revisiting_multicrop(epochs: int, constrained: bool = False, momentum: float = 0.999, aplus: float = 0.0,
+                         knn: dict | None = None) -> dict[str, Any]:
+    """Sec. 4: multi-crop (2 x 160 + 4 x 96), optionally constrained, m, A+ and kNN-MoCo."""
+    config = revisiting_base("coco", epochs)
+    config["method"]["small_crops"] = 4
+    small: dict[str, Any] = {"size": 96, "scale": [0.05, 0.14]}
+    if constrained:
+        config["method"]["constrained"] = True
+        small.update(min_overlap=0.2, overlap_tries=100, overlap_fallback="centred")
+    config["views"] = {"default": {"size": 160, "scale": [0.2, 1.0]}, "small": small}
+    if aplus:
+        config["views"]["positive"] = {"autoaugment_p": aplus}
+        small["autoaugment_p"] = aplus
+    if knn is not None:
+        config["method"]["knn"] = {"k": 20, "weight": 0.4, "start_epochs": 5, "mine": "backbone", **knn}
+    config["ema"]["base"] = momentum
+    return config
+
+
 def row(paper: str, table: str, method: str, variant: str | None = None, **selectors) -> dict[str, Any]:
     ref = {"paper": paper, "table": table, "method": method}
     if variant is not None:
@@ -396,6 +481,59 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
     add("baselines/byol_imagenet_r50_200ep", byol_imagenet(200), [
         row("cgh", "Table 1", "BYOL", "2x backprop"), row("cgh", "Table 4", "BYOL", "Faster R-CNN R50-C4"),
         row("cgh", "Table 9", "BYOL", "Mask R-CNN R50-C4; 1x schedule"), row("cgh", "Table 10", "BYOL", epochs=200)])
+    # ------------------------------------------------------------------ Revisiting (seed 004)
+    rv = "revisiting"
+    # Sec. 3, Table 2 (+ Table S1 1x, BDD100K text), 400 epochs
+    for data in ("in118k", "coco", "oi118k", "in118k_lt"):
+        name = REVISITING_DATA[data]["name"]
+        refs = [row(rv, "Table 2", "MoCo-v2", pretrain_data=name)]
+        if data in ("in118k", "oi118k"):
+            refs.append(row(rv, "Table S1", "MoCo-v2", "pretrain size=118K (1x)", pretrain_data=name))
+        add(f"revisiting/{data}_mocov2_400ep", revisiting_base(data, 400), refs)
+    add("revisiting/bdd100k_mocov2_400ep", revisiting_base("bdd100k", 400),
+        [row(rv, "text", "MoCo-v2", "pretrained on BDD100K vs IN-118K", pretrain_data="BDD100K")])
+    for factor, size in ((2, "236K"), (4, "472K"), (8, "944K")):
+        for data, label in ((f"in{size.lower()}", "ImageNet"), (f"oi{size.lower()}", "OpenImages")):
+            add(f"revisiting/{data}_mocov2_400ep", revisiting_base(data, 400),
+                [row(rv, "Table S1", "MoCo-v2", f"pretrain size={size} ({factor}x)",
+                     pretrain_data=f"{label} subset {size}")])
+    # Sec. 4, Tables 4-8, COCO 200 epochs
+    add("revisiting/coco_mocov2_200ep", revisiting_base("coco", 200), [
+        row(rv, "Table 4", "MoCo", "baseline (no MC/CC/m↓/A+/NN)"), row(rv, "Table 5", "MoCo", pretrain_data="COCO"),
+        row(rv, "Table 6", "MoCo", "7 classes"), row(rv, "Table 6", "MoCo", "21 classes")])
+    add("revisiting/coco_mc_200ep", revisiting_multicrop(200), [
+        row(rv, "Table 4", "MoCo", "+MC (Sec. 4.1)"), row(rv, "Table 5", "MoCo + MC", "multi-crop"),
+        row(rv, "Table 6", "MoCo + MC", "7 classes; multi-crop"),
+        row(rv, "Table 6", "MoCo + MC", "21 classes; multi-crop")])
+    sec41 = revisiting_multicrop(200, constrained=True, momentum=0.995)
+    add("revisiting/coco_mc_cc_mdown_200ep", sec41, [
+        row(rv, "Table 4", "MoCo", "+MC +CC +m↓ (Sec. 4.1)"), row(rv, "Table 8", "kNN-MoCo", "lambda=0.0"),
+        row(rv, "text", "MoCo", "+MC +CC +m↓; positive aug=standard")])
+    add("revisiting/coco_mc_cc_mdown_autoaugment_200ep", revisiting_multicrop(200, True, 0.995, aplus=1.0),
+        [row(rv, "text", "MoCo", "+MC +CC +m↓; positive aug=AutoAugment")])
+    add("revisiting/coco_mc_cc_mdown_aplus_200ep", revisiting_multicrop(200, True, 0.995, aplus=0.5), [
+        row(rv, "Table 4", "MoCo", "+MC +CC +m↓ +A+ (Sec. 4.2)"),
+        row(rv, "text", "MoCo", "+MC +CC +m↓; positive aug=random choice of standard or AutoAugment")])
+    add("revisiting/coco_mc_cc_mdown_aplus_knn_200ep", revisiting_multicrop(200, True, 0.995, aplus=0.5, knn={}),
+        [row(rv, "Table 4", "MoCo", "+MC +CC +m↓ +A+ +NN (Sec. 4.3)")])
+    for k in (1, 5, 10, 20, 50):
+        refs = [row(rv, "Table 8", "kNN-MoCo", f"k={k},lambda=0.4")]
+        if k == 20:
+            refs += [row(rv, "Table 8", "kNN-MoCo", "lambda=0.4"),
+                     row(rv, "text", "kNN-MoCo", "neighbors mined before projection head")]
+        add(f"revisiting/coco_knn_k{k}_200ep", revisiting_multicrop(200, True, 0.995, knn={"k": k}), refs)
+    for lam in (0.1, 0.2, 0.8):
+        add(f"revisiting/coco_knn_lambda{lam}_200ep", revisiting_multicrop(200, True, 0.995, knn={"weight": lam}),
+            [row(rv, "Table 8", "kNN-MoCo", f"lambda={lam}")])
+    add("revisiting/coco_knn_mined_after_head_200ep", revisiting_multicrop(200, True, 0.995, knn={"mine": "head"}),
+        [row(rv, "text", "kNN-MoCo", "neighbors mined after projection head")])
+    # Table 9, COCO 800 epochs
+    add("revisiting/coco_mocov2_800ep", revisiting_base("coco", 800), [row(rv, "Table 9", "MoCo")])
+    add("revisiting/coco_cc_800ep", revisiting_multicrop(800, True, 0.995), [row(rv, "Table 9", "MoCo + CC")])
+    add("revisiting/coco_cc_aplus_800ep", revisiting_multicrop(800, True, 0.995, aplus=0.5),
+        [row(rv, "Table 9", "MoCo + CC + A+")])
+    add("revisiting/coco_cc_aplus_knn_800ep", revisiting_multicrop(800, True, 0.995, aplus=0.5, knn={}),
+        [row(rv, "Table 9", "MoCo + CC + A+ + kNN")])
     return out
 
 
