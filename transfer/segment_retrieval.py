@@ -56,6 +56,7 @@ from evaluation.records import append_record
 from pretrain.data.readers import VOC_CLASSES, VOC_PALETTE, DatasetError, load_image, load_index_mask
 from pretrain.data.synthetic import save_png
 from transfer.common import add_common_args, backbone_from_args, dense_features, parse_common
+from transfer.mmseg_common import voc_has_aug, voc_root
 
 CLASSES = ("background",) + VOC_CLASSES
 SUBSET_7 = ("aeroplane", "bottle", "bus", "car", "cat", "cow", "person")  # MaskContrast retrieval config
@@ -181,15 +182,6 @@ def mean_iou(totals: torch.Tensor, keep: tuple[str, ...] | None) -> tuple[float,
 
 
 # ----------------------------------------------------------------------------- data
-def voc2012(root: str | Path) -> Path:
-    root = Path(root)
-    for candidate in (root / "VOC2012", root / "VOCdevkit" / "VOC2012", root):
-        if (candidate / "JPEGImages").is_dir():
-            return candidate
-    raise DatasetError(f"{root}: no VOC2012 devkit here (expected VOC2012/JPEGImages, SegmentationClass, "
-                       "ImageSets/Segmentation/{train,val}.txt)")
-
-
 def split_ids(root: Path, bank: str) -> tuple[list[tuple[str, Path]], str]:
     """(image id, mask path) pairs of the bank split and what was read."""
     def ids(name: str) -> list[str]:
@@ -199,7 +191,7 @@ def split_ids(root: Path, bank: str) -> tuple[list[tuple[str, Path]], str]:
         return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
     if bank == "train_aug":
-        if not (root / "SegmentationClassAug").is_dir() or not (root / "ImageSets/Segmentation/aug.txt").is_file():
+        if not voc_has_aug(root):
             raise DatasetError(f"{root}: the train_aug bank needs SegmentationClassAug/ and "
                                "ImageSets/Segmentation/aug.txt (SBD); use --bank train for VOC12 train only")
         names = sorted(set(ids("train")) | set(ids("aug")))
@@ -303,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     torch.set_grad_enabled(False)
 
     start = time.perf_counter()
-    root = voc2012(args.data)
+    root = voc_root(args.data)
     bank_items, bank_name = split_ids(root, args.bank)
     val_items, _ = split_ids(root, "val")
     bank_set = VOCImages(root, bank_items[:max_images], size)
