@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_common(parser, argv)
     input_scale = args.input_scale if args.input_scale is not None else (SMOKE["input_scale"] if args.smoke else 1.0)
     max_frames = args.max_frames if args.max_frames is not None else (SMOKE["max_frames"] if args.smoke else None)
+    if max_frames is not None and max_frames < 3:
+        parser.error("--max-frames must be at least 3 (the first and last frames are not scored)")
     if args.scale == "full" and (input_scale != 1.0 or max_frames or args.sequences or args.features != "stride"):
         parser.error("--scale full runs the protocol: native resolution, every frame and sequence, stride features")
     chunk = args.chunk or (1024 if str(args.device).startswith("cuda") else 256)
