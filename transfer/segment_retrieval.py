@@ -252,8 +252,8 @@ def upsample_regions(regions: torch.Tensor, size: tuple[int, int]) -> torch.Tens
 
 
 def retrieval_figure(val: VOCImages, bank: VOCImages, examples: list, size: int = 160) -> np.ndarray:
-    """Rows: a val query region (tinted) followed by its nearest train regions (tinted, with
-    the bank label's colour)."""
+    """Rows: a val query region (tinted white) followed by its nearest train regions (tinted with
+    the bank label's VOC colour, grey for background)."""
     def tile(dataset, index, region_map, region, colour):
         image = np.asarray(load_image(dataset.image_path(index)).resize((size, size), Image.BICUBIC), dtype=np.float32)
         inside = cv2.resize(region_map.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) == region
@@ -263,7 +263,7 @@ def retrieval_figure(val: VOCImages, bank: VOCImages, examples: list, size: int 
     rows = []
     for query, query_map, region, hits in examples:
         tiles = [tile(val, query, query_map, region, (255, 255, 255))]
-        tiles += [tile(bank, index, bank_map, bank_region, VOC_PALETTE[label])
+        tiles += [tile(bank, index, bank_map, bank_region, VOC_PALETTE[label] if label else (128, 128, 128))
                   for index, bank_map, bank_region, label in hits]
         rows.append(np.concatenate(tiles, axis=1))
     width = max(r.shape[1] for r in rows)
