@@ -320,7 +320,7 @@ def _smoke(generated, out_dir, config="mocov2_smoke.yaml", *extra):
     return load_config(CONFIG_DIR / config, [
         f"data.root={generated['imagefolder']}", f"train.out_dir={out_dir}", "monitor=null",
         "optim.batch_size=16", "optim.max_steps=4", "method.queue_size=32", "train.checkpoint_every=2",
-        "train.quiet=true", "train.deterministic=true", *extra])
+        "train.quiet=true", "train.deterministic=true", "train.tensorboard=false", *extra])
 
 
 def _losses(run_dir):
