@@ -105,3 +105,22 @@ def knn_nce(q: torch.Tensor, queue: torch.Tensor, neighbours: torch.Tensor, tau:
     with torch.autocast(q.device.type, enabled=False):
         log_prob = F.log_softmax(q.float() @ queue.float().t() / tau, dim=1)
         return -log_prob.gather(1, neighbours).mean()
+
+
+def pixel_info_nce(student: torch.Tensor, teacher: torch.Tensor, queue: torch.Tensor, tau: float) -> torch.Tensor:
+    """PCD's pixel-wise contrastive distillation loss (its Eq. 3-4).
+
+    student: (N, C, H, W) student maps s*; teacher: (N, C, H, W) teacher maps t of the same size
+    (no gradient); queue: (K, C) L2-normalised negatives n^k. Each pixel's vectors s*_i, t_i are
+    L2-normalised over C; per pixel ℓ = -log exp(s*_i·t_i/τ) / (exp(s*_i·t_i/τ) + Σ_k exp(s*_i·n^k/τ));
+    returns the mean over the H×W pixels and the batch. With H = W = 1 (pooled maps) it is MoCo's
+    InfoNCE on the pooled vectors (PCD's image-level variant). Computed in fp32 with autocast off:
+    at τ 0.2 bf16 logits lose accuracy."""
+    if student.shape != teacher.shape:
+        raise ValueError(f"student maps {tuple(student.shape)} and teacher maps {tuple(teacher.shape)} differ")
+    with torch.autocast(student.device.type, enabled=False):
+        s = F.normalize(student.float(), dim=1).permute(0, 2, 3, 1).reshape(-1, student.shape[1])
+        t = F.normalize(teacher.detach().float(), dim=1).permute(0, 2, 3, 1).reshape(-1, teacher.shape[1])
+        positive = (s * t).sum(dim=1, keepdim=True)
+        logits = torch.cat([positive, s @ queue.float().t()], dim=1) / tau
+        return F.cross_entropy(logits, torch.zeros(s.shape[0], dtype=torch.long, device=s.device))

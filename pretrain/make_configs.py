@@ -130,7 +130,7 @@ import yaml
 
 from pretrain.config import CONFIG_DIR
 
-FOLDERS = ("ressl", "cgh", "baselines", "revisiting")  # generated folders under pretrain/configs
+FOLDERS = ("ressl", "cgh", "baselines", "revisiting", "pcd")  # generated folders under pretrain/configs
 SMALL = {  # dataset -> reader kind, root, split, side, memory K, published name
     "cifar10": dict(kind="cifar10", root="data/cifar-10-batches-py", split="train", size=32, memory=4096,
                     name="CIFAR-10"),
@@ -534,7 +534,130 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
         [row(rv, "Table 9", "MoCo + CC + A+")])
     add("revisiting/coco_cc_aplus_knn_800ep", revisiting_multicrop(800, True, 0.995, aplus=0.5, knn={}),
         [row(rv, "Table 9", "MoCo + CC + A+ + kNN")])
+    pcd_runs(add)
     return out
+
+
+# =================================================================================================
+# PCD (seed 002) -- pretrain/configs/pcd/
+# =================================================================================================
+PCD_EVALS = ("", "Faster R-CNN C4; trainval07 9k iter", "Faster R-CNN C4; trainval07+12 24k iter",
+             "Mask R-CNN C4; 1x schedule", "Mask R-CNN FPN; 1x schedule", "FCN-like (atrous head)")
+PCD_ABLATION_EVALS = ("Faster R-CNN C4; trainval07+12 24k iter", "Mask R-CNN FPN; 1x schedule",
+                      "FCN-like (atrous head)")
+PCD_TEACHERS = {  # Table 5 label -> teacher block
+    "moco_v3": dict(checkpoint="data/teachers/r-50-1000ep.pth.tar", branch="momentum", arch="resnet50",
+                    hidden_dim=4096, dim=256),
+    "swav": dict(checkpoint="data/teachers/swav_800ep_pretrain.pth.tar", branch="online", arch="resnet50",
+                 hidden_dim=2048, dim=128),
+    "byol": dict(checkpoint="data/teachers/byol_r50_1000ep.pth", branch="momentum", arch="resnet50",
+                 hidden_dim=4096, dim=256),
+    "barlow_twins": dict(checkpoint="data/teachers/barlowtwins_checkpoint.pth", branch="online", arch="resnet50",
+                         hidden_dim=8192, dim=8192),
+}
+
+
+def pcd_rows(table: str, method: str, prefix: str = "", evals=PCD_EVALS, **selectors) -> list[dict[str, Any]]:
+    """One reference per evaluation of a published PCD pretraining run (variant = prefix; evaluation)."""
+    return [row("pcd", table, method, "; ".join(p for p in (prefix, e) if p) or None, **selectors) for e in evals]
+
+
+def pcd_base(arch: str = "resnet18") -> dict[str, Any]:
+    return {
+        "scale": "full",
+        "method": {"name": "pcd", "teacher": dict(PCD_TEACHERS["moco_v3"]), "adaptor": "cw_relu",
+                   "drop_last_bn": True, "attention": "mhsa",
+                   "mhsa": {"heads": 8, "head_dim": 64, "qkv_bias": True, "residual": False, "layer_norm": False},
+                   "pred_hidden_dim": 1024, "student_relu": False, "level": "pixel", "symmetric": True,
+                   "pairing": "same", "enqueue": "first", "queue_size": 65536, "tau": 0.2},
+        "model": {"arch": arch, "stem": "imagenet"},
+        "data": imagenet_data(),
+        "views": {"default": {"size": 224}},  # BYOL's two distributions (pcd.py's default views)
+        "optim": {"name": "lars", "base_lr": 1.0, "lr_reference_batch": 256, "batch_size": 1024, "momentum": 0.9,
+                  "weight_decay": 1.0e-5, "exclude_bn_bias": True, "warmup_epochs": 10, "epochs": 100},
+        "train": {"seed": 0, "checkpoint_every": 1000, "sync_bn": False},
+    }
+
+
+def pcd_runs(add) -> None:
+    """PCD facts (seed 002, Sec. 3.2, 4.2-4.3) and the gaps filled, each a config value:
+
+    - Distillation: ImageNet train, BYOL's two augmentation distributions (224 px), loss on each view
+      averaged, LARS (eta 0.001 as the suite's LARS), bs 1024, lr 1.0 x bs/256 with 10 warm-up epochs then
+      cosine to 0, wd 1e-5, momentum 0.9, biases and BN excluded from weight decay, tau 0.2, queue 65536,
+      100 epochs. Teacher: MoCo v3 ResNet-50, 1000 epochs (official r-50-1000ep.pth.tar; its momentum
+      encoder and projector FC-BN-ReLU-FC-BN 2048-4096-256, last BN dropped); student ResNet-18.
+    - Pairing: student and teacher see the SAME view (seed Sec. 2: "from the *same* view of an image";
+      the authors' released pcd/pcd.py pairs the student's view 1 with the teacher's view 2 --
+      ``method.pairing: cross``). The seed wins. Enqueued: the pooled teacher map of the first view only
+      (the seed is silent; the released code does so) -- ``method.enqueue: first``.
+    - MHSA: 8 heads x 64, no positional encoding, 1x1 output projection (seed). NOT stated: qkv bias
+      (true, nn.MultiheadAttention's default), residual (none) and LayerNorm (none): the seed passes
+      "the output of the MHSA module" to the loss and names neither; the released code has no MHSA.
+    - Table 4 "extra pred.": "an extra prediction head of roughly the same number of parameters" as the
+      MHSA (256-d: 526k): Conv-BN-ReLU-Conv 256-1024-256 (527k).
+    - Table 1 "PCD, asymmetric": one view per image from "the symmetric augmentation policy as per
+      [21]"; ASSUMED: BYOL's augmentation with blur and solarize probabilities the mean of its two
+      distributions (0.55, 0.1), i.e. the distribution of a view drawn from either at random.
+    - Table 3: (a) the teacher head removed (target = the teacher's 2048-d C5 map, phi outputs 2048);
+      (b) (a) + ReLU after the MHSA; (c) (a) without MHSA + ReLU after phi; (d) CW-ReLU replaced by ReLU.
+    - Table 5 teachers (official checkpoints; phi follows each teacher's head, as the released code's
+      build_student_mlp): SwAV 800 ep (projection head 2048-2048-128 with biases, prototypes dropped),
+      BYOL (projector 2048-4096-256; the PyTorch layout the released code reads), Barlow Twins (projector
+      8192-8192-8192, queue of 8192-d keys). Epochs of the BYOL / Barlow Twins teachers: their released
+      1000-epoch checkpoints (NOT stated in the seed; its appendix is not part of the seed text).
+      The ViT-Base MoCo v3 teacher rows are NOT written (no ViT teacher is implemented).
+    - Table 6 students: ResNet-34, ResNet-50 and torchvision's MobileNet-V3-Large (its 960-channel
+      ``features`` map); the epochs are not printed for Table 6 -- 100 used, as everywhere else.
+    - Table 1 MoCo v2 ResNet-18 (the authors' 100-epoch reproduction with MoCo's official code): MoCo v2's
+      ImageNet recipe (SGD lr 0.03 x bs/256, bs 256, wd 1e-4, tau 0.2, K 65536, m 0.999, cosine, head
+      hidden = the 512-d feature as in the official code), 100 epochs. The other Table 1 baselines
+      (PixPro, CompRes, DisCo, BINGO, supervised) are not methods of this suite.
+    - BN: the released code trains with DDP and per-GPU BN (no SyncBN) -- ``train.sync_bn: false``.
+    - Downstream: C4 and FCN fine-tuning apply NormRescale x 0.25 (Sec. 4.1); the exported backbone's
+      ``method: pcd`` tells the harnesses.
+    """
+    base = pcd_base()
+    add("pcd/imagenet_r18", base,
+        pcd_rows("Table 1", "PCD", epochs=100)
+        + pcd_rows("Table 2", "PCD", "distillation=pixel-level", PCD_ABLATION_EVALS)
+        + pcd_rows("Table 3", "PCD", "SpatialAdaptor (ours)", PCD_ABLATION_EVALS)
+        + pcd_rows("Table 4", "PCD", "MHSA (ours)", PCD_ABLATION_EVALS))
+    add("pcd/imagenet_r18_asymmetric", base, pcd_rows("Table 1", "PCD", "asymmetric loss", epochs=100),
+        method__symmetric=False, views__view1={"blur_p": 0.55, "solarize_p": 0.1})
+    add("pcd/imagenet_r18_image_level", base, pcd_rows("Table 2", "PCD", "distillation=image-level",
+                                                       PCD_ABLATION_EVALS), method__level="image")
+    for variant, settings in (("a", dict(method__adaptor="none")),
+                              ("b", dict(method__adaptor="none", method__student_relu=True)),
+                              ("c", dict(method__adaptor="none", method__attention="none", method__student_relu=True)),
+                              ("d", dict(method__adaptor="relu"))):
+        add(f"pcd/imagenet_r18_variant_{variant}", base,
+            pcd_rows("Table 3", "PCD", f"SpatialAdaptor variant ({variant})", PCD_ABLATION_EVALS), **settings)
+    add("pcd/imagenet_r18_no_mhsa", base, pcd_rows("Table 4", "PCD", "w/o MHSA", PCD_ABLATION_EVALS),
+        method__attention="none")
+    add("pcd/imagenet_r18_extra_pred", base, pcd_rows("Table 4", "PCD", "extra pred.", PCD_ABLATION_EVALS),
+        method__attention="pred")
+    for key, label in (("swav", "SwAV"), ("byol", "BYOL"), ("barlow_twins", "Barlow Twins")):
+        add(f"pcd/imagenet_r18_teacher_{key}", base,
+            pcd_rows("Table 5", "PCD", f"teacher=ResNet-50 {label}", PCD_EVALS[1:]),
+            method__teacher=dict(PCD_TEACHERS[key]))
+    for arch, label in (("resnet34", "ResNet-34"), ("resnet50", "ResNet-50"),
+                        ("mobilenet_v3_large", "MobileNet v3 (Large)")):
+        add(f"pcd/imagenet_{arch.replace('resnet', 'r')}", pcd_base(arch),
+            pcd_rows("Table 6", "PCD", "", PCD_EVALS[1:], backbone=label))
+    mocov2 = {
+        "scale": "full",
+        "method": {"name": "mocov2", "dim": 128, "hidden_dim": 512, "queue_size": 65536, "tau": 0.2, "bn": "shuffle",
+                   "bn_splits": 8},
+        "model": {"arch": "resnet18", "stem": "imagenet"}, "data": imagenet_data(),
+        "views": {"default": {"size": 224, "scale": [0.2, 1.0], "jitter": JITTER, "jitter_p": 0.8, "gray_p": 0.2,
+                              "blur_p": 0.5}},
+        "optim": {"name": "sgd", "base_lr": 0.03, "lr_reference_batch": 256, "batch_size": 256, "momentum": 0.9,
+                  "weight_decay": 1.0e-4, "warmup_epochs": 0, "epochs": 100},
+        "ema": {"schedule": "constant", "base": 0.999},
+        "train": {"seed": 0, "checkpoint_every": 1000},
+    }
+    add("pcd/imagenet_r18_mocov2", mocov2, pcd_rows("Table 1", "MoCo v2", epochs=100))
 
 
 def render(name: str, config: dict[str, Any], reproduces: list[dict[str, Any]]) -> str:

@@ -10,12 +10,23 @@ from torch import nn
 from pretrain.distributed import gather, rank, world_size
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False) -> nn.Sequential:
-    """Linear -> [BN] -> ReLU -> Linear (MoCo v2 head without BN; BYOL/ReSSL heads with)."""
-    layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim)]
-    if batch_norm:
-        layers.append(nn.BatchNorm1d(hidden_dim))
-    layers += [nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)]
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False, *, bias: bool = True,
+        spatial: bool = False, hidden_layers: int = 1) -> nn.Sequential:
+    """Linear -> [BN] -> ReLU -> Linear (MoCo v2 head without BN; BYOL/ReSSL heads with).
+
+    ``hidden_layers`` Linear-[BN]-ReLU blocks precede the output Linear; ``bias`` is every Linear's
+    bias; ``spatial`` makes it the same MLP on every pixel of a (N, C, H, W) map: 1x1 convolutions
+    and BatchNorm2d (PCD's projector)."""
+    linear = (lambda i, o: nn.Conv2d(i, o, kernel_size=1, bias=bias)) if spatial else (
+        lambda i, o: nn.Linear(i, o, bias=bias))
+    norm = nn.BatchNorm2d if spatial else nn.BatchNorm1d
+    layers: list[nn.Module] = []
+    for i in range(hidden_layers):
+        layers.append(linear(in_dim if i == 0 else hidden_dim, hidden_dim))
+        if batch_norm:
+            layers.append(norm(hidden_dim))
+        layers.append(nn.ReLU(inplace=True))
+    layers.append(linear(hidden_dim, out_dim))
     return nn.Sequential(*layers)
 
 
