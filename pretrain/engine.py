@@ -34,7 +34,7 @@ from pretrain.features import knn_accuracy
 from pretrain.schedules import cosine_with_warmup, momentum_schedule
 
 log = logging.getLogger("pretrain")
-METHODS = {name: f"pretrain.methods.{name}" for name in ("mocov2", "byol", "ressl", "cgh")}
+METHODS = {name: f"pretrain.methods.{name}" for name in ("mocov2", "byol", "ressl", "cgh", "lewel")}
 CHECKPOINT = "checkpoint.pth"
 BACKBONE = "backbone.pth"
 
