@@ -217,3 +217,20 @@ def test_bench_times_lewel_against_its_base(base, baseline, passes):
                    "method.hidden_dim=32", "method.dim=16"])
     assert result["passes"] == passes   # the aligned branch adds no backbone pass
     assert 0 < result["time_vs_baseline"] < float("inf")
+
+
+def test_generated_lewel_configs_build():
+    """Every generated LEWEL config builds its method (R50); the ablation switches reach the model."""
+    from pretrain.engine import build_method
+
+    paths = sorted((CONFIG_DIR / "lewel").glob("*.yaml"))
+    assert len(paths) >= 20
+    for path in paths:
+        config = load_config(path, ["method.queue_size=64"])
+        model = build_method(config)
+        assert model.backbone.arch == "resnet50" and len(model.views) == 2, path.name
+        if config["method"]["name"] == "lewel":
+            m = config["method"]
+            assert model.groups == m["groups"] and model.beta == m["beta"] and model.maps == m["maps"], path.name
+            assert (model.map_head is None) == m["coupled"], path.name
+            assert model.eman == (m["bn"] == "eman") and model.shuffle_bn == (m["bn"] == "shuffle"), path.name
