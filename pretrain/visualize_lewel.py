@@ -8,8 +8,9 @@ Reads the FULL training checkpoint (``checkpoint.pth``): the maps come from the 
 (per pixel), which the exported backbone does not contain. Each row is one image, resized and
 centre-cropped to ``--size`` (the network is convolutional: a larger side gives a finer map,
 size/32 cells per side), then the ``--maps`` alignment maps W_k of the online network with the
-highest peak, upsampled and blended over the image (red = weight, each map scaled to its own
-maximum; the peak weight is printed in the corner).
+highest peak, upsampled and blended over the image (red = weight, each map stretched from its
+own minimum to its maximum: the maps are soft, a softmax of values in [-1, 1]; the corner prints
+the peak weight and the uniform weight 1/HW for comparison).
 """
 from __future__ import annotations
 
@@ -84,12 +85,13 @@ def render(rows: list[tuple[Image.Image, torch.Tensor]], count: int) -> Image.Im
         peaks = maps.flatten(1).max(dim=1).values
         for c, k in enumerate(peaks.argsort(descending=True)[:count].tolist()):
             w = F.interpolate(maps[k][None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
-            w = (w / w.max()).clamp(0, 1)
+            w = ((w - w.min()) / (w.max() - w.min()).clamp_min(1e-12)).clamp(0, 1)
             base = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(size, size, 3).float()
             red = torch.stack([255 * w, torch.zeros_like(w), torch.zeros_like(w)], dim=-1)
             blend = (0.45 * base + 0.55 * red).clamp(0, 255).to(torch.uint8).numpy()
             tile = Image.fromarray(blend)
-            ImageDraw.Draw(tile).text((3, 3), f"W{k} max {float(peaks[k]):.2f}", fill="white")
+            ImageDraw.Draw(tile).text((3, 3), f"W{k} max {float(peaks[k]):.3f} (1/HW {1 / maps[k].numel():.3f})",
+                                      fill="white")
             sheet.paste(tile, ((c + 1) * size, r * size))
     return sheet
 

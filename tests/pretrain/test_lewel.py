@@ -206,6 +206,23 @@ def test_engine_run_and_exact_resume(generated, tmp_path, monkeypatch, name, ext
         assert torch.equal(a[key], b[key]), key
 
 
+def test_visualize_reads_the_training_checkpoint(generated, tmp_path):
+    from PIL import Image
+
+    from pretrain.visualize_lewel import main as visualize
+
+    config = load_config(CONFIG_DIR / "lewel_m_smoke.yaml", [
+        f"data.root={generated['imagefolder']}", f"train.out_dir={tmp_path}", "monitor=null", "optim.batch_size=16",
+        "optim.max_steps=1", "method.hidden_dim=32", "method.dim=16", "method.queue_size=64", "train.quiet=true"])
+    backbone = engine.train(config)
+    images = sorted(Path(generated["imagefolder"]).rglob("*.jpg"))[:2]
+    out = visualize(["--ckpt", str(tmp_path / "checkpoint.pth"), "--images", *map(str, images), "--size", "96",
+                     "--maps", "3", "--out", str(tmp_path / "maps.png")])
+    assert Image.open(out).size == (96 * 4, 96 * 2)
+    with pytest.raises(ckpt.CheckpointError, match="backbone.pth"):  # g is not in the exported backbone
+        visualize(["--ckpt", str(backbone), "--images", str(images[0]), "--out", str(tmp_path / "x.png")])
+
+
 @pytest.mark.parametrize("base,baseline,passes", [("moco", "mocov2", ["fwd 32px", "fwd+bwd 32px"]),
                                                  ("byol", "byol", ["fwd 32px"] * 2 + ["fwd+bwd 32px"] * 2)])
 def test_bench_times_lewel_against_its_base(base, baseline, passes):
