@@ -1,11 +1,7 @@
 """LEWEL_M / LEWEL_B: alignment maps, channel grouping, losses against references written from
-the paper's equations, fp32 under autocast, in-batch negatives under 2-process DDP, EMAN, and
-the engine's exact resume."""
-import csv
-import importlib.util
+the paper's equations, fp32 under autocast, EMAN, the bench, the generated configs and the map
+PNG. (In-batch negatives under 2-process DDP: test_distributed.py; exact resume: test_engine.py.)"""
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +12,6 @@ from pretrain import engine
 from pretrain.config import CONFIG_DIR, load_config
 from pretrain.losses import aligned_info_nce, lewel_byol_loss, lewel_info_nce
 from pretrain.methods.lewel import LEWEL, aggregate, alignment_maps
-
-WORKER = Path(__file__).with_name("ddp_step.py")
 
 
 def _fixed(*shape, seed=0):
@@ -140,70 +134,6 @@ def test_eman_target_runs_in_eval_mode_with_ema_statistics():
     online_bn.running_mean.fill_(1.0)
     model.update_momentum(0.75)
     torch.testing.assert_close(target_bn.running_mean, torch.full_like(target_bn.running_mean, 0.25))
-
-
-def _load_worker():
-    spec = importlib.util.spec_from_file_location("ddp_step", WORKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize("method", ["lewel_m", "lewel_m_shuffle_bn"])
-def test_in_batch_negatives_under_two_gloo_processes(tmp_path, method):
-    """Two processes with half the batch each give the gradients and queue of one process with
-    the whole batch: the aligned loss's negatives are the keys of both processes."""
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          str(WORKER), str(tmp_path), method], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    worker = _load_worker()
-    ref_grads, ref_queue, _ = worker.step(0, 1, method)
-    for rank in range(2):
-        grads, queue, ptr = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
-        assert grads.keys() == ref_grads.keys() and any("aligned_projector" in n for n in grads)
-        for name in ref_grads:
-            torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-4, atol=1e-6, msg=name)
-        assert ptr == worker.BATCH
-        torch.testing.assert_close(queue, ref_queue, rtol=1e-5, atol=1e-6)
-
-
-def _losses(run_dir):
-    with open(run_dir / "log.csv") as f:
-        return [(row["step"], row["loss"]) for row in csv.DictReader(f)]
-
-
-@pytest.mark.parametrize("name,extra", [("lewel_m_smoke", ["method.bn=shuffle", "method.bn_splits=4"]),
-                                        ("lewel_b_smoke", ["method.bn=eman"])])
-def test_engine_run_and_exact_resume(generated, tmp_path, monkeypatch, name, extra):
-    def config(out):
-        return load_config(CONFIG_DIR / f"{name}.yaml", [
-            f"data.root={generated['imagefolder']}", f"train.out_dir={out}", "monitor=null", "optim.batch_size=16",
-            "optim.max_steps=4", "method.hidden_dim=32", "method.dim=16", "method.queue_size=64",
-            "train.checkpoint_every=2", "train.quiet=true", "train.deterministic=true", *extra])
-
-    path = engine.train(config(tmp_path / "a"))
-    assert ckpt.load_backbone(path)[1]["method"] == "lewel"
-    reference = _losses(tmp_path / "a")
-    assert len(reference) == 4 and all(math.isfinite(float(v)) for _, v in reference)
-
-    real_save = ckpt.save
-
-    def killed_after_step_2(obj, path):
-        real_save(obj, path)
-        if obj.get("step") == 2:
-            raise KeyboardInterrupt("simulated kill after the step-2 checkpoint")
-
-    monkeypatch.setattr(engine.ckpt, "save", killed_after_step_2)
-    with pytest.raises(KeyboardInterrupt):
-        engine.train(config(tmp_path / "b"))
-    monkeypatch.setattr(engine.ckpt, "save", real_save)
-    engine.train(config(tmp_path / "b"), resume="auto")
-    assert _losses(tmp_path / "b") == reference
-    a = ckpt.load(tmp_path / "a" / "checkpoint.pth")["models"]["method"]
-    b = ckpt.load(tmp_path / "b" / "checkpoint.pth")["models"]["method"]
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 def test_visualize_reads_the_training_checkpoint(generated, tmp_path):
