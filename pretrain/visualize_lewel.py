@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> Path:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    render(rows, args.maps).save(tmp, format="PNG", optimize=True)
+    render(rows, args.maps).quantize(256).save(tmp, format="PNG", optimize=True)  # palette PNG: small files
     tmp.replace(out)
     print(f"wrote {out} ({len(rows)} images x {args.maps} maps, {rows[0][1].shape[-1]}x{rows[0][1].shape[-1]} "
           f"cells each)")
