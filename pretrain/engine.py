@@ -36,7 +36,7 @@ from pretrain.features import knn_accuracy
 from pretrain.schedules import cosine_with_warmup, momentum_schedule
 
 log = logging.getLogger("pretrain")
-METHODS = {name: f"pretrain.methods.{name}" for name in ("mocov2", "byol", "ressl", "cgh", "revisiting", "pcd")}
+METHODS = {name: f"pretrain.methods.{name}" for name in ("mocov2", "byol", "ressl", "cgh", "revisiting", "pcd", "lewel")}
 CHECKPOINT = "checkpoint.pth"
 BACKBONE = "backbone.pth"
 

@@ -117,6 +117,7 @@ Revisiting (seed 004; section "Revisiting" below; method ``revisiting`` = MoCo v
   conversion, so it reproduces no published value). Table 3 (transfer of the Table 2
   models; body lost) needs no extra config. NYUD rows (segmentation, depth) have no harness:
   not run.
+- LEWEL (seed 001, Tables 1-9): facts, gaps filled and the runs not written: ``lewel_runs``.
 """
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ import yaml
 
 from pretrain.config import CONFIG_DIR
 
-FOLDERS = ("ressl", "cgh", "baselines", "revisiting", "pcd")  # generated folders under pretrain/configs
+FOLDERS = ("ressl", "cgh", "baselines", "revisiting", "pcd", "lewel")  # generated folders under pretrain/configs
 SMALL = {  # dataset -> reader kind, root, split, side, memory K, published name
     "cifar10": dict(kind="cifar10", root="data/cifar-10-batches-py", split="train", size=32, memory=4096,
                     name="CIFAR-10"),
@@ -535,6 +536,7 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
     add("revisiting/coco_cc_aplus_knn_800ep", revisiting_multicrop(800, True, 0.995, aplus=0.5, knn={}),
         [row(rv, "Table 9", "MoCo + CC + A+ + kNN")])
     pcd_runs(add)
+    lewel_runs(add)
     return out
 
 
@@ -658,6 +660,135 @@ def pcd_runs(add) -> None:
         "train": {"seed": 0, "checkpoint_every": 1000},
     }
     add("pcd/imagenet_r18_mocov2", mocov2, pcd_rows("Table 1", "MoCo v2", epochs=100))
+
+
+# ---------------------------------------------------------------------------------------------
+# LEWEL (seed 001): ImageNet runs of Tables 1-4 (and 8-9) and the IN-100 ablations of Tables 5-7
+# ---------------------------------------------------------------------------------------------
+
+LEWEL_IN100_CLASSES = "data/imagenet100.txt"  # CMC's 100-class list (Tian et al.), supplied by the user
+
+
+def lewel_base(base: str, epochs: int, in100: bool = False) -> dict[str, Any]:
+    """LEWEL_M / LEWEL_B recipe (seed 001 Sec. 3.3; the gaps filled are listed in ``lewel_runs``)."""
+    moco = base == "moco"
+    data = imagenet_data()
+    if in100:  # ablations (Sec. 3.3): IN-100, "double the initial learning rate", 240 epochs
+        data.update(name="IN-100", reader_args={"classes": LEWEL_IN100_CLASSES})
+    views = ({"default": {"size": 224, "scale": [0.2, 1.0], "jitter": JITTER, "jitter_p": 0.8, "gray_p": 0.2,
+                          "blur_p": 0.5}} if moco else {"default": {"size": 224}})  # BYOL's views: byol.BYOL_VIEWS
+    lr = (0.06 if moco else 1.8) * (2 if in100 else 1)
+    return {
+        "scale": "full",
+        "method": {"name": "lewel", "base": base, "dim": 128 if moco else 256, "hidden_dim": 2048 if moco else 4096,
+                   "groups": 4, "beta": 0.5, **({"tau": 0.2, "queue_size": 65536, "aligned_negatives": "same_k"}
+                                                if moco else {}),
+                   "bn": "shuffle" if moco else "eman", **({"bn_splits": 8} if moco else {}),
+                   "projector_bn": "joint", "coupled": True, "extra_p": True, "maps": "learned"},
+        "model": {"arch": "resnet50", "stem": "imagenet"},
+        "data": data, "views": views,
+        "optim": {"name": "sgd", "base_lr": lr, "lr_reference_batch": 256 if moco else 512,
+                  "batch_size": 256 if moco else 512, "momentum": 0.9, "weight_decay": 1.0e-4 if moco else 1.0e-6,
+                  "exclude_bn_bias": not moco, "warmup_epochs": 0 if moco else 10, "epochs": epochs},
+        "ema": {"schedule": "constant", "base": 0.999} if moco else {"schedule": "cosine", "base": 0.98},
+        "train": {"seed": 0, "checkpoint_every": 1000},
+    }
+
+
+def lewel_baseline(base: str, dim: int) -> dict[str, Any]:
+    """The IN-100 MoCo v2 / BYOL baselines of Tables 5-7: the LEWEL recipe on the base method."""
+    config = lewel_base(base, 240, in100=True)
+    if base == "moco":
+        config["method"] = {"name": "mocov2", "dim": dim, "hidden_dim": 2048, "queue_size": 65536, "tau": 0.2,
+                            "bn": "shuffle", "bn_splits": 8}
+    else:
+        config["method"] = {"name": "byol", "dim": dim, "hidden_dim": 4096}
+    return config
+
+
+def lewel_runs(add) -> None:
+    """LEWEL (seed 001) configs under pretrain/configs/lewel/.
+
+    Seed facts: R50; g, p (and LEWEL_B's predictors q, s) Linear-BN-ReLU-Linear, 2048/128 (M) and
+    4096/256 (B), c = d; β 0.5; LEWEL_M: SGD momentum 0.9, bs 256, lr 0.06, wd 1e-4, τ 0.2, m 0.999,
+    ShuffleBN, MoCo v2 augmentation; LEWEL_B: SGD momentum 0.9 (the official code uses LARS at bs
+    1024, lr 3.6: the seed wins), bs 512, lr 1.8, wd 1e-6 (0 on bias and BN), m 0.98 -> 1 cosine,
+    EMA BN statistics (EMAN) at 100/200 epochs and SyncBN at 400, BYOL's augmentation (RRC scale
+    0.08-1 as BYOL; the official code uses 0.2-1: the seed wins); cosine lr, AMP; 100/200/400
+    epochs on IN-1K; ablations on IN-100 with twice the lr for 240 epochs.
+    Gaps filled (method-level decisions are listed in pretrain/methods/lewel.py): queue 65536 and
+    no lr warm-up for LEWEL_M (MoCo v2's); 10 warm-up epochs for LEWEL_B (official scripts);
+    h = 4 for LEWEL_M (not stated; the official scripts' and LEWEL_B's value); the IN-100 class
+    list is CMC's (``data/imagenet100.txt``, not shipped); the IN-100 MoCo v2 / BYOL baselines
+    use the same doubled lr and 240 epochs (ASSUMED; "keep the rest unchanged"); the BYOL
+    baseline runs without EMAN (the byol method has none).
+    Ablations (Tables 5-6; ASSUMED readings, see lewel.py): "coupled head ✗" = the maps from a
+    separate head (``coupled: false``); "global ✗" = β 1; "extra p_θ ✗" for LEWEL_M =
+    ``extra_p: false`` (g projects the aligned representations); "rand. W" = ``maps: random``;
+    MoCo v2 "extra p_θ ✓" = ``maps: uniform`` (a second head p on the GAP feature with its own
+    in-batch InfoNCE). Table 5 row 1 (global only) is MoCo v2 itself (the seed: "the MoCov2
+    baseline"; the same 79.5 / 61.6 as Table 6's MoCo v2 d=128).
+    Not written: Fig. 3 (β and c sweeps; no published rows in evaluation/published/lewel.csv:
+    ``method.beta=...`` / ``method.aligned_dim=...`` on ``lewel/in100_m``); the MoCo v2* / BYOL*
+    IN-1K rows of Tables 1-4 (their rows share the selectors of the cited BYOL rows).
+    """
+    lw = "lewel"
+    m_rows = {  # epochs -> rows of LEWEL_M trained for that long
+        100: [row(lw, "Table 1", "LEWEL_M", epochs=100), row(lw, "Table 3", "LEWEL_M", "Faster R-CNN R50-C4", epochs=100),
+              row(lw, "Table 3", "LEWEL_M", "dilated FCN (OS 8)", epochs=100)],
+        200: [row(lw, "Table 1", "LEWEL_M", epochs=200), row(lw, "Table 2", "LEWEL_M", epochs=200),
+              row(lw, "Table 3", "LEWEL_M", "Faster R-CNN R50-C4", epochs=200),
+              row(lw, "Table 3", "LEWEL_M", "dilated FCN (OS 8)", epochs=200),
+              row(lw, "Table 4", "LEWEL_M", "Mask R-CNN R50-C4; 1x schedule"),
+              row(lw, "Table 4", "LEWEL_M", "Mask R-CNN R50-FPN; 1x schedule"),
+              row(lw, "Table 8", "LEWEL_M"), row(lw, "Table 8", "LEWEL_M", "Mask R-CNN R50-FPN; 1x schedule"),
+              row(lw, "Table 9", "LEWEL_M")],
+    }
+    b_rows = {
+        100: [row(lw, "Table 1", "LEWEL_B", epochs=100), row(lw, "Table 3", "LEWEL_B", "Faster R-CNN R50-C4", epochs=100),
+              row(lw, "Table 3", "LEWEL_B", "dilated FCN (OS 8)", epochs=100)],
+        200: [row(lw, "Table 1", "LEWEL_B", epochs=200), row(lw, "Table 2", "LEWEL_B", epochs=200),
+              row(lw, "Table 3", "LEWEL_B", "Faster R-CNN R50-C4", epochs=200),
+              row(lw, "Table 3", "LEWEL_B", "dilated FCN (OS 8)", epochs=200),
+              row(lw, "Table 4", "LEWEL_B", "Mask R-CNN R50-C4; 1x schedule"),
+              row(lw, "Table 4", "LEWEL_B", "Mask R-CNN R50-FPN; 1x schedule", epochs=200),
+              row(lw, "Table 8", "LEWEL_B", epochs=200),
+              row(lw, "Table 8", "LEWEL_B", "Mask R-CNN R50-FPN; 1x schedule", epochs=200),
+              row(lw, "Table 8", "LEWEL_B", "Mask R-CNN R50-FPN; 2x schedule", epochs=200), row(lw, "Table 9", "LEWEL_B")],
+        400: [row(lw, "Table 1", "LEWEL_B", epochs=400), row(lw, "Table 2", "LEWEL_B", epochs=400),
+              row(lw, "Table 4", "LEWEL_B", "Mask R-CNN R50-FPN; 1x schedule", epochs=400),
+              row(lw, "Table 8", "LEWEL_B", epochs=400),
+              row(lw, "Table 8", "LEWEL_B", "Mask R-CNN R50-FPN; 1x schedule", epochs=400),
+              row(lw, "Table 8", "LEWEL_B", "Mask R-CNN R50-FPN; 2x schedule", epochs=400)],
+    }
+    for epochs, rows in m_rows.items():
+        add(f"lewel/imagenet_m_{epochs}ep", lewel_base("moco", epochs), rows)
+    for epochs, rows in b_rows.items():
+        sync_bn = dict(method__bn="global", train__sync_bn=True) if epochs == 400 else {}  # seed: SyncBN at 400
+        add(f"lewel/imagenet_b_{epochs}ep", lewel_base("byol", epochs), rows, **sync_bn)
+
+    # IN-100 ablations, LEWEL_M (Tables 5-6)
+    in100_m = lewel_base("moco", 240, in100=True)
+    t5 = lambda g, a, c: row(lw, "Table 5", "LEWEL_M", f"global_loss={g},aligned_loss={a},coupled_head={c}")  # noqa: E731
+    add("lewel/in100_m", in100_m, [t5("yes", "yes", "yes"), row(lw, "Table 6", "LEWEL_M", "extra_p_theta=yes,d=128")])
+    add("lewel/in100_m_uncoupled", in100_m, [t5("yes", "yes", "no")], method__coupled=False)
+    add("lewel/in100_m_uncoupled_aligned_only", in100_m, [t5("no", "yes", "no")], method__coupled=False,
+        method__beta=1.0)
+    add("lewel/in100_m_no_extra_p", in100_m, [row(lw, "Table 6", "LEWEL_M", "extra_p_theta=no,d=128")],
+        method__extra_p=False)
+    add("lewel/in100_m_random_maps", in100_m,
+        [row(lw, "Table 6", "LEWEL_M", "random alignment map W; extra_p_theta=yes,d=128")], method__maps="random")
+    add("lewel/in100_mocov2_extra_p", in100_m, [row(lw, "Table 6", "MoCov2", "extra_p_theta=yes,d=128")],
+        method__maps="uniform")
+    for d in (128, 256, 512):
+        add(f"lewel/in100_mocov2_d{d}", lewel_baseline("moco", d),
+            [row(lw, "Table 6", "MoCov2", f"extra_p_theta=no,d={d}")] + ([t5("yes", "no", "no")] if d == 128 else []))
+    # IN-100 ablations, LEWEL_B (Table 7)
+    in100_b = lewel_base("byol", 240, in100=True)
+    for d, h in ((512, 4), (256, 1), (256, 2), (256, 4), (256, 8), (256, 16), (128, 4), (64, 4)):
+        add(f"lewel/in100_b_d{d}_h{h}", in100_b, [row(lw, "Table 7", "LEWEL_B", f"d={d},h={h}")],
+            method__dim=d, method__groups=h)
+    add("lewel/in100_byol", lewel_baseline("byol", 256), [row(lw, "Table 7", "BYOL", "d=256,h=N/A")])
 
 
 def render(name: str, config: dict[str, Any], reproduces: list[dict[str, Any]]) -> str:

@@ -31,14 +31,22 @@ def mlp(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False, *,
 
 
 @torch.no_grad()
-def momentum_update(online: nn.Module, target: nn.Module, m: float) -> None:
+def momentum_update(online: nn.Module, target: nn.Module, m: float, buffers: bool = False) -> None:
     """theta_target <- m * theta_target + (1 - m) * theta_online over parameters. Buffers
     (BN running statistics) are left alone: the target network keeps its own, as in
-    MoCo's and BYOL's reference code."""
+    MoCo's and BYOL's reference code. ``buffers=True`` is EMAN (Cai et al. 2021): the
+    floating-point buffers (BN running mean/var) are averaged the same way and integer
+    ones (``num_batches_tracked``) copied, for a target network run in eval mode."""
     online_params = [p.detach() for p in online.parameters()]
     target_params = list(target.parameters())
     torch._foreach_mul_(target_params, m)
     torch._foreach_add_(target_params, online_params, alpha=1 - m)
+    if buffers:
+        for b_online, b_target in zip(online.buffers(), target.buffers()):
+            if b_target.is_floating_point():
+                b_target.mul_(m).add_(b_online, alpha=1 - m)
+            else:
+                b_target.copy_(b_online)
 
 
 def momentum_copy(online: nn.Module) -> nn.Module:

@@ -20,7 +20,7 @@ def test_committed_configs_are_what_the_generator_writes():
 def test_every_reference_names_published_rows():
     published = load_published().fillna("")
     published = published.astype({k: str for k in KEYS})
-    paths = [p for folder in make_configs.FOLDERS for p in sorted((CONFIG_DIR / folder).glob("*.yaml"))]
+    paths = sorted(CONFIG_DIR.glob("*/*.yaml"))  # every generated folder
     assert len(paths) > 200
     for path in paths:
         config = load_config(path)
