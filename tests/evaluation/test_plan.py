@@ -44,7 +44,7 @@ def test_slurm_launch_and_tables_without_configs(capsys):
     pretrain = [s for s in steps if isinstance(s, Step) and s.name.endswith(".pretrain")]
     assert pretrain and all(s.command.startswith("python -m pretrain.submit --config ") and
                             "--nodes 2 --gpus-per-node 4 --partition gpu" in s.command for s in pretrain)
-    assert _plan("lewel:Table 4") == ["# lewel Table 4: no pretraining config names its rows "
+    assert _plan("ressl:Table 10") == ["# ressl Table 10: no pretraining config names its rows "
                                       "(pretrain/make_configs.py): not run"]
     assert main(["--table", "all", "--data-root", "/data"]) == 0  # every published table plans
     out = capsys.readouterr().out
