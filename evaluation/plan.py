@@ -35,8 +35,7 @@ from evaluation.provenance import REPO_ROOT
 
 CONFIG_DIR = REPO_ROOT / "pretrain" / "configs"
 #: published ``task`` -> nothing in the suite measures it yet
-NO_HARNESS = {"video_seg": "DAVIS-2017 label propagation", "segment_retrieval": "segment retrieval",
-              "depth": "NYUD depth", "cost": "training cost (read it from the pretraining logs)"}
+NO_HARNESS = {"depth": "NYUD depth", "cost": "training cost (read it from the pretraining logs)"}
 #: published transfer dataset -> (reader kind of transfer/lbfgs_transfer.py, folder under DATA_ROOT/transfer)
 TRANSFER = {"Food-101": "food101", "CIFAR-10": "cifar10", "CIFAR-100": "cifar100", "Birdsnap": "birdsnap",
             "SUN397": "sun397", "Cars": "cars", "Aircraft": "aircraft", "VOC07": "voc2007", "DTD": "dtd",
@@ -125,6 +124,11 @@ def evaluations(rows, paper: str, config: dict, data_root: str, gpus: int) -> It
                               ("cityscapes_seg.py", "cityscapes"))
             yield f"seg-{folder}-{paper}", (str(d / folder),), shlex.join(
                 [f"transfer/{script}", "--protocol", paper, "--data", str(d / folder), "--num-gpus", str(gpus)])
+        elif task == "video_seg":
+            yield "davis", (str(d / "DAVIS"),), shlex.join(["transfer/davis.py", "--data", str(d / "DAVIS")])
+        elif task == "segment_retrieval":
+            yield "segment-retrieval", (str(d / "VOCdevkit"),), shlex.join(
+                ["transfer/segment_retrieval.py", "--data", str(d / "VOCdevkit")])
         elif task == "low_shot":
             yield "lowshot-svm", (str(d / "VOCdevkit"),), shlex.join(
                 ["transfer/lowshot_svm.py", "--data", str(d / "VOCdevkit")])

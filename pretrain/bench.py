@@ -15,6 +15,9 @@ Measures, in one run on the current device:
    per student crop. The ratio step/ceiling is then the share of the step that is not
    augmentation, heads, losses, optimiser or EMA overhead;
 3. for reference, one bare forward+backward of the first view's shape.
+4. with ``--baseline M``, the whole step of method M built from the same config, so a
+   method's cost relative to the one it extends is measured under the same load
+   (``--method lewel --baseline mocov2``; ``method.base=byol --baseline byol``).
 
 The step and each ceiling pass are timed in turn, ``--rounds`` times (``--steps`` calls each),
 so both see the same machine load; the reported ratio is the median over rounds.
@@ -31,7 +34,7 @@ from contextlib import nullcontext
 import torch
 
 from pretrain.config import apply_overrides
-from pretrain.data.augment import make_views
+from pretrain.data.augment import make_view_set
 from pretrain.engine import METHODS, build_method
 from pretrain.optim import build_optimizer
 
@@ -71,6 +74,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                         help="rounds of interleaved timing (step, then each ceiling pass); the median is reported")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--compile", action="store_true", help="torch.compile the method")
+    parser.add_argument("--baseline", default=None, choices=sorted(METHODS),
+                        help="also time this method's step (same config and overrides; keys it does not "
+                             "read are ignored) in the same rounds and report step time / its step time")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. method.queue_size=4096")
     args = parser.parse_args(argv)
@@ -78,27 +84,40 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     config = apply_overrides({"method": {"name": args.method}, "model": {"arch": args.arch, "stem": args.stem},
                               "views": {name: {"size": args.size} for name in ("default", "teacher", "student")}},
                              args.overrides)
-    method = build_method(config).to(device).to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(method, {"name": "sgd", "weight_decay": 1e-4}, 0.01)
-    step_fn = torch.compile(method) if args.compile else method
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else nullcontext
     side = args.input_size or round(args.size * 8 / 7)
     images = torch.randint(0, 256, (args.batch, 3, side, side), dtype=torch.uint8, device=device)
     g = torch.Generator(device=device).manual_seed(0)
 
-    def train_step(fn=step_fn):
-        views = [make_views(images, spec, g)[0].contiguous(memory_format=torch.channels_last) for spec in method.views]
-        if hasattr(method, "begin_step"):
-            method.begin_step(0.0, g)
-        with autocast():
-            loss, _ = fn(views)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if hasattr(method, "update_momentum"):
-            method.update_momentum(0.99)
+    def make_step(config: dict):
+        """(method, its whole training step as a function of the callable that runs the method)."""
+        method = build_method(config).to(device).to(memory_format=torch.channels_last)
+        optimizer = build_optimizer(method, {"name": "sgd", "weight_decay": 1e-4}, 0.01)
 
-    passes = backbone_passes(method, lambda: train_step(method))  # eager: hooks see every pass
+        def step(fn):
+            views = [v.contiguous(memory_format=torch.channels_last) for v, _ in make_view_set(images, method.views, g)]
+            if hasattr(method, "begin_step"):
+                method.begin_step(0.0, g)
+            with autocast():
+                loss, _ = fn(views)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if hasattr(method, "update_momentum"):
+                method.update_momentum(0.99)
+        return method, step
+
+    def compiled(method, step):
+        fn = torch.compile(method) if args.compile else method
+        return lambda: step(fn)
+
+    method, step = make_step(config)
+    train_step = compiled(method, step)
+    others = {}
+    if args.baseline:  # the same config with another method, e.g. LEWEL_M against MoCo v2
+        others["baseline"] = compiled(*make_step({**config, "method": {**config["method"], "name": args.baseline}}))
+
+    passes = backbone_passes(method, lambda: step(method))  # eager: hooks see every pass
     backbone = method.backbone
 
     def bare(shape: tuple[int, ...], grad: bool):
@@ -113,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     first = (args.batch, 3, args.size, args.size)
     shapes = sorted(set(passes) | {(first, True)})
-    fns = {"step": train_step, **{shape: bare(*shape) for shape in shapes}}
+    fns = {"step": train_step, **others, **{shape: bare(*shape) for shape in shapes}}
     times = interleaved_timings(fns, args.rounds, args.steps, args.warmup, device)
     ceiling = [sum(times[p][r] for p in passes) for r in range(args.rounds)]
     t_step, t_ceiling, t_bare = (statistics.median(t) for t in (times["step"], ceiling, times[(first, True)]))
@@ -123,6 +142,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
               "bare_fwd_bwd_img_s": args.batch / t_bare,
               "ratio_to_bare_fwd_bwd": statistics.median(b / s for b, s in zip(times[(first, True)], times["step"])),
               "passes": [f"{'fwd+bwd' if grad else 'fwd'} {shape[-1]}px" for shape, grad in passes]}
+    if args.baseline:  # per-step time relative to the baseline method's step, median over rounds
+        result["time_vs_baseline"] = statistics.median(s / b for s, b in zip(times["step"], times["baseline"]))
+        result["time_vs_baseline_rounds"] = [s / b for s, b in zip(times["step"], times["baseline"])]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device {name} | {args.method} {args.arch} {args.size}px batch {args.batch} "
           f"{'compiled' if args.compile else 'eager'} {'bf16' if device.type == 'cuda' else 'fp32'}")
@@ -132,6 +154,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"{', '.join(f'{r:.3f}' for r in result['ratio_rounds'])})")
     print(f"bare backbone fwd+bwd: {result['bare_fwd_bwd_img_s']:.1f} img/s | ratio to it "
           f"{result['ratio_to_bare_fwd_bwd']:.3f}")
+    if args.baseline:
+        print(f"step time / {args.baseline} step time: {result['time_vs_baseline']:.3f} (median of rounds: "
+              f"{', '.join(f'{r:.3f}' for r in result['time_vs_baseline_rounds'])})")
     return result
 
 

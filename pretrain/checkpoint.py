@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from evaluation.provenance import atomic_writer, git_commit
-from pretrain.importers import LayoutError, import_backbone_state, load_weights_pickle
+from pretrain.importers import LayoutError, import_backbone_state, import_teacher_state, load_weights_pickle
 from pretrain.models.lightweight import LightweightBackbone
 from pretrain.models.resnet import ResNetBackbone, build_backbone
 
@@ -158,6 +158,29 @@ def read_backbone(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: backbone payload lacks {sorted(missing)}")
     return payload
+
+
+def read_teacher(path: str | os.PathLike, branch: str = "momentum") -> dict[str, Any]:
+    """A distillation teacher: ``{"arch", "stem", "state_dict", "head_state_dict", "imported"}``.
+
+    Reads an official MoCo v3 checkpoint or a suite training checkpoint (``checkpoint.pth``, whose
+    ``config`` names the method that wrote it) through ``importers.import_teacher_state``; the
+    exported ``backbone.pth`` is refused (it has no projection head)."""
+    obj = load(path)
+    fmt = obj.get("format")
+    if fmt == BACKBONE_FORMAT:
+        raise CheckpointError(f"{path} is an exported backbone: it has no projection head, which a "
+                              f"distillation teacher needs; give the run's full {Path(path).parent}/checkpoint.pth")
+    try:
+        if fmt == TRAIN_FORMAT:
+            method = obj.get("config", {}).get("method", {}).get("name")
+            state, head, info = import_teacher_state(obj["models"]["method"], branch, suite_method=method)
+        else:
+            state, head, info = import_teacher_state(obj, branch)
+    except LayoutError as err:
+        raise CheckpointError(f"teacher {path}: {err}") from err
+    return {"arch": _infer_arch(state, path), "stem": "cifar" if state["conv1.weight"].shape[-1] == 3 else "imagenet",
+            "state_dict": state, "head_state_dict": head, "imported": info}
 
 
 def _infer_arch(state: Mapping[str, torch.Tensor], path) -> str:

@@ -30,13 +30,13 @@ from pretrain import checkpoint as ckpt
 from pretrain import distributed
 from pretrain.config import ConfigError, dump_config
 from pretrain.optim import build_optimizer
-from pretrain.data.augment import make_views
+from pretrain.data.augment import make_view_set
 from pretrain.data.loading import UInt8Images, batch_loader, epoch_batches, open_dataset
 from pretrain.features import knn_accuracy
 from pretrain.schedules import cosine_with_warmup, momentum_schedule
 
 log = logging.getLogger("pretrain")
-METHODS = {name: f"pretrain.methods.{name}" for name in ("mocov2", "byol", "ressl", "cgh")}
+METHODS = {name: f"pretrain.methods.{name}" for name in ("mocov2", "byol", "ressl", "cgh", "revisiting", "pcd", "lewel")}
 CHECKPOINT = "checkpoint.pth"
 BACKBONE = "backbone.pth"
 
@@ -90,7 +90,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
             core, device_ids=[device.index] if device.type == "cuda" else None)
     reader = open_dataset(d_cfg["kind"], d_cfg["root"], d_cfg.get("split", "train"),
                           **d_cfg.get("reader_args", {}))
-    dataset = UInt8Images(reader, d_cfg["image_size"])
+    dataset = UInt8Images(reader, d_cfg["image_size"], keep_aspect=d_cfg.get("keep_aspect", False))
     batch_size = int(o_cfg["batch_size"])  # global, over all processes
     if batch_size % world:
         raise ValueError(f"optim.batch_size {batch_size} is not divisible by the {world} processes")
@@ -147,13 +147,14 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
         epoch, offset = divmod(step, steps_per_epoch)
         batches = epoch_batches(len(dataset), batch_size, seed, epoch)[offset:]
         batches = [b[rank * local_batch:(rank + 1) * local_batch] for b in batches[:total_steps - step]]
-        for images, _ in batch_loader(dataset, batches, int(d_cfg.get("workers", 0))):
+        for images, _, *sizes in batch_loader(dataset, batches, int(d_cfg.get("workers", 0))):
             images = images.to(device, non_blocking=True)
+            sizes = sizes[0].to(device) if sizes else None  # (height, width) of aspect-kept images
             for group in optimizer.param_groups:
                 group["lr"] = float(lrs[step]) * group.get("lr_mult", 1.0)
             g.manual_seed(seed * 1_000_003 + step)
-            views = [make_views(images, spec, g, total=batch_size, offset=rank * local_batch)[0]
-                     for spec in core.views]
+            views = [v for v, _ in make_view_set(images, core.views, g, total=batch_size,
+                                                 offset=rank * local_batch, sizes=sizes)]
             if hasattr(core, "begin_step"):  # methods that need the step's progress or generator
                 core.begin_step(epoch=step / steps_per_epoch, generator=g)
             if channels_last:

@@ -215,3 +215,100 @@ def load_weights_pickle(path: str | Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise LayoutError(f"{path}: pickle holds a {type(obj).__name__}, expected a dict")
     return obj
+
+
+# ------------------------------------------------- distillation teachers: backbone + projection head
+# A distillation teacher (PCD) keeps its projection head, so a teacher is read as two states: the
+# backbone (torchvision keys) and the head (the keys of its nn.Sequential: "0.weight", "1.running_mean"
+# ...). A layout is found by its head prefix (with or without DDP's "module.").
+
+
+@dataclass(frozen=True)
+class TeacherLayout:
+    name: str
+    container: tuple[str, ...]  # key path to the state_dict; () = top level
+    branches: dict[str, tuple[str, str]] = field(compare=False)  # branch -> (backbone prefix, head prefix)
+    dropped: tuple[str, ...] = ()  # prefixes under the backbone prefix that are neither backbone nor head
+    note: str = field(default="", compare=False)
+
+
+TEACHER_LAYOUTS: tuple[TeacherLayout, ...] = (
+    TeacherLayout("moco_v3", ("state_dict",), {
+        "momentum": ("module.momentum_encoder.", "module.momentum_encoder.fc."),
+        "online": ("module.base_encoder.", "module.base_encoder.fc.")}, ("module.predictor.",),
+        note="official main_moco.py: each encoder carries its projector as fc, FC-BN-ReLU-FC-BN without "
+             "biases, the last BN affine-free; PCD's teacher is the momentum encoder (seed 002, Sec. 3.2)"),
+    TeacherLayout("byol_pcd", ("model",), {"momentum": ("module.target_encoder.", "module.target_encoder.fc.")},
+                  note="the PyTorch BYOL layout PCD's released teacher_model/byol_resnet50.py reads (BYOL's "
+                       "own release is JAX): projector FC(bias)-BN-ReLU-FC 2048-4096-256"),
+    TeacherLayout("barlow_twins", ("model",), {"online": ("module.backbone.", "module.projector.")},
+                  note="official full checkpoint.pth: projector 3 x FC 8192 (no biases) with BN-ReLU between; "
+                       "the affine-free BN after it (module.bn) is not part of the head"),
+    TeacherLayout("swav", (), {"online": ("module.", "module.projection_head.")}, ("module.prototypes.",),
+                  note="official swav_800ep_pretrain.pth.tar (a bare DDP state_dict): projection head "
+                       "FC-BN-ReLU-FC 2048-2048-128 with biases; the prototypes are dropped"),
+)
+# The suite's own training checkpoints (``checkpoint.pth``: models/method; the exported backbone.pth
+# has no head), by the method that wrote them: branch -> (backbone prefix, head prefix).
+SUITE_TEACHERS: dict[str, dict[str, tuple[str, str]]] = {
+    "mocov2": {"momentum": ("encoder_k.", "head_k."), "online": ("encoder_q.", "head_q.")},
+    "byol": {"momentum": ("target_encoder.", "target_projector."), "online": ("encoder.", "projector.")},
+    "ressl": {"momentum": ("teacher_encoder.", "teacher_projector."), "online": ("encoder.", "projector.")},
+    "cgh": {"momentum": ("teacher.encoder.", "teacher.projector."),
+            "online": ("student.encoder.", "student.projector.")},
+}
+
+
+def _teacher_layout(obj: Mapping[str, Any]) -> tuple[TeacherLayout, Mapping[str, Any], str]:
+    """(layout, its state_dict, the DDP prefix in use: "module." or "")."""
+    for layout in TEACHER_LAYOUTS:
+        state = _container(obj, layout.container)
+        if state is None:
+            continue
+        for ddp in ("module.", ""):
+            if any(isinstance(k, str) and k.startswith(ddp + head.removeprefix("module."))
+                   for k in state for _, head in layout.branches.values()):
+                return layout, state, ddp
+    raise LayoutError(f"no teacher importer fits this checkpoint: top-level keys {_describe(obj)}; a teacher "
+                      f"needs its projection head: "
+                      + "; ".join(f"{l.name} ({'/'.join(l.container) or '<top>'}: "
+                                  f"{next(iter(l.branches.values()))[1]}*)" for l in TEACHER_LAYOUTS)
+                      + f"; or this suite's training checkpoint.pth of {sorted(SUITE_TEACHERS)}")
+
+
+def import_teacher_state(obj: Mapping[str, Any], branch: str = "momentum", suite_method: str | None = None
+                         ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+    """(backbone state, projection-head state, info) of a distillation teacher.
+
+    ``obj`` is an official checkpoint (``TEACHER_LAYOUTS``), or, with ``suite_method``, the
+    ``models["method"]`` state of a suite training checkpoint written by that method
+    (``SUITE_TEACHERS``). ``branch``: "momentum" (MoCo v3's momentum_encoder, BYOL's target, the
+    suite's key/target/teacher networks) or "online" (the only one of SwAV and Barlow Twins)."""
+    dropped: tuple[str, ...] = ()
+    if suite_method is not None:
+        if suite_method not in SUITE_TEACHERS:
+            raise LayoutError(f"a teacher from this suite's {suite_method!r} checkpoint is not supported; "
+                              f"teachers can come from {sorted(SUITE_TEACHERS)} runs")
+        name, state, branches, where = f"suite:{suite_method}", obj, SUITE_TEACHERS[suite_method], "models/method"
+        ddp = ""
+    else:
+        layout, state, ddp = _teacher_layout(obj)
+        name, branches, where = layout.name, layout.branches, "/".join(layout.container) or "<top>"
+        dropped = tuple(ddp + p.removeprefix("module.") for p in layout.dropped)
+    if branch not in branches:
+        raise LayoutError(f"{name}: no {branch!r} teacher branch; it has {sorted(branches)}")
+    backbone, head = (ddp + p.removeprefix("module.") if suite_method is None else p for p in branches[branch])
+    bb, hd = {}, {}
+    for key, value in state.items():
+        if not isinstance(key, str) or key.startswith(dropped):
+            continue
+        if key.startswith(head):
+            hd[key[len(head):]] = _as_tensor(key, value)
+        elif key.startswith(backbone):
+            bb[key[len(backbone):]] = _as_tensor(key, value)
+    if not bb or not hd:
+        missing = " and ".join(f"no '{p}*' keys ({what})" for p, what, got in
+                               ((backbone, "backbone", bb), (head, "projection head", hd)) if not got)
+        raise LayoutError(f"{name} {branch} branch ({where}): {missing}; its keys start with {_describe(state, 8)}")
+    return bb, hd, {"layout": name, "branch": branch, "container": where, "backbone_prefix": backbone,
+                    "head_prefix": head}

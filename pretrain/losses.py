@@ -83,3 +83,89 @@ def symmetric_relation_loss(student_a: torch.Tensor, student_b: torch.Tensor, te
     """
     return 0.5 * (relation_loss(student_a, teacher_b, queue, tau_s, tau_t)
                   + relation_loss(student_b, teacher_a, queue, tau_s, tau_t))
+
+
+def nearest_neighbours(features: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (P, k) of the k most cosine-similar rows of ``bank`` (K, D) for each row of
+    ``features`` (P, D), most similar first (kNN-MoCo's mining, Revisiting Alg. 2). Computed
+    in fp32 without gradient."""
+    with torch.no_grad(), torch.autocast(features.device.type, enabled=False):
+        sim = F.normalize(features.float(), dim=1) @ F.normalize(bank.float(), dim=1).t()
+        return sim.topk(k, dim=1).indices
+
+
+def knn_nce(q: torch.Tensor, queue: torch.Tensor, neighbours: torch.Tensor, tau: float) -> torch.Tensor:
+    """kNN-MoCo's auxiliary loss (Revisiting Eq. 2 / Alg. 2 ``multi_label_CE(l_neg/t, indices)``).
+
+    q: (P, D) L2-normalised embeddings of the positives; queue: (K, D) L2-normalised keys
+    (the negatives of InfoNCE); neighbours: (P, k) indices into the queue of each positive's
+    mined neighbours. With l = q·queue / τ, each positive's loss is the mean over its k
+    neighbours of -log softmax(l)[neighbour] (the softmax over the K queue entries only, no
+    positive key), averaged over the P positives. fp32 inside, autocast off."""
+    with torch.autocast(q.device.type, enabled=False):
+        log_prob = F.log_softmax(q.float() @ queue.float().t() / tau, dim=1)
+        return -log_prob.gather(1, neighbours).mean()
+
+
+def pixel_info_nce(student: torch.Tensor, teacher: torch.Tensor, queue: torch.Tensor, tau: float) -> torch.Tensor:
+    """PCD's pixel-wise contrastive distillation loss (its Eq. 3-4).
+
+    student: (N, C, H, W) student maps s*; teacher: (N, C, H, W) teacher maps t of the same size
+    (no gradient); queue: (K, C) L2-normalised negatives n^k. Each pixel's vectors s*_i, t_i are
+    L2-normalised over C; per pixel ℓ = -log exp(s*_i·t_i/τ) / (exp(s*_i·t_i/τ) + Σ_k exp(s*_i·n^k/τ));
+    returns the mean over the H×W pixels and the batch. With H = W = 1 (pooled maps) it is MoCo's
+    InfoNCE on the pooled vectors (PCD's image-level variant). Computed in fp32 with autocast off:
+    at τ 0.2 bf16 logits lose accuracy."""
+    if student.shape != teacher.shape:
+        raise ValueError(f"student maps {tuple(student.shape)} and teacher maps {tuple(teacher.shape)} differ")
+    with torch.autocast(student.device.type, enabled=False):
+        s = F.normalize(student.float(), dim=1).permute(0, 2, 3, 1).reshape(-1, student.shape[1])
+        t = F.normalize(teacher.detach().float(), dim=1).permute(0, 2, 3, 1).reshape(-1, teacher.shape[1])
+        positive = (s * t).sum(dim=1, keepdim=True)
+        logits = torch.cat([positive, s @ queue.float().t()], dim=1) / tau
+        return F.cross_entropy(logits, torch.zeros(s.shape[0], dtype=torch.long, device=s.device))
+
+
+def _fp32(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    return [t.float() for t in tensors]
+
+
+def aligned_info_nce(q: torch.Tensor, k: torch.Tensor, tau: float, offset: int = 0) -> torch.Tensor:
+    """LEWEL_M's aligned loss L_a = (h/d) Σ_k InfoNCE(z'_k, z''_k) with in-batch negatives.
+
+    q: (N, K, c) aligned query embeddings of this process's N images (K = d/h of them each);
+    k: (M, K, c) aligned keys of the global batch (gathered over processes, in rank order);
+    query i's positive is key ``offset + i``; its negatives are the keys of the same index
+    k of the other M - 1 images. L2-normalised here; logits and softmax in fp32 (autocast off).
+    Mean over the N queries and the K aligned embeddings."""
+    with torch.autocast(q.device.type, enabled=False):
+        q, k = (F.normalize(t, dim=-1) for t in _fp32(q, k))
+        logits = torch.einsum("nkc,mkc->knm", q, k) / tau                   # (K, N, M)
+        target = torch.arange(q.shape[0], device=q.device) + offset
+        return F.cross_entropy(logits.flatten(0, 1), target.repeat(q.shape[1]))
+
+
+def lewel_info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, q_aligned: torch.Tensor,
+                   k_aligned: torch.Tensor, tau: float, beta: float, offset: int = 0) -> torch.Tensor:
+    """LEWEL_M (its Eq. 3-4): (1 - β) InfoNCE(q, k; queue) + β ``aligned_info_nce``.
+
+    q, k: (N, d) global query / key embeddings (L2-normalised here); queue: (Q, d) the FIFO of
+    past L2-normalised keys (the global loss's negatives); q_aligned (N, K, c), k_aligned
+    (M, K, c) and ``offset`` as in ``aligned_info_nce``. Computed in fp32 with autocast off."""
+    with torch.autocast(q.device.type, enabled=False):
+        q, k, queue = (F.normalize(t, dim=1) for t in _fp32(q, k, queue))
+        return ((1 - beta) * info_nce(q, k, queue, tau)
+                + beta * aligned_info_nce(q_aligned, k_aligned, tau, offset))
+
+
+def lewel_byol_loss(p: torch.Tensor, z: torch.Tensor, p_aligned: torch.Tensor, z_aligned: torch.Tensor,
+                    beta: float) -> torch.Tensor:
+    """LEWEL_B, one direction (its Eq. 3, 5): (1 - β) ℓ(q(z'), z'') + β (h/d) Σ_k ℓ(s(z'_k), z''_k),
+    ℓ = 2 - 2 cos (``byol_loss``), each averaged over the batch (and the K aligned embeddings).
+
+    p: (N, d) predictions q(z'); z: (N, d) target projections; p_aligned: (N, K, c) predictions
+    s(z'_k); z_aligned: (N, K, c) target aligned embeddings (no gradient). fp32, autocast off."""
+    with torch.autocast(p.device.type, enabled=False):
+        p, z, p_aligned, z_aligned = _fp32(p, z, p_aligned, z_aligned)
+        return ((1 - beta) * byol_loss(p, z)
+                + beta * byol_loss(p_aligned.flatten(0, 1), z_aligned.flatten(0, 1)))

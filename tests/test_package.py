@@ -73,6 +73,8 @@ SCRIPTS = [
     ["-m", "pretrain.submit"],
     ["-m", "pretrain.make_configs"],
     ["benchmarks/augment_kornia.py"],
+    ["transfer/davis.py"],
+    ["transfer/segment_retrieval.py"],
 ]
 
 

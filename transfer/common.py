@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from evaluation import records
 from pretrain.checkpoint import CheckpointError, load_backbone, read_backbone
+from pretrain.data.augment import normalize
 from pretrain.data.loading import UInt8Images, default_test_split
 from pretrain.models.resnet import build_backbone
 
@@ -70,17 +71,34 @@ def parse_common(parser: argparse.ArgumentParser, argv: list[str] | None = None)
     return args
 
 
-def backbone_from_args(args: argparse.Namespace) -> tuple[nn.Module, str, str | None]:
-    """(backbone, method name, checkpoint path or None) as the flags ask."""
+def backbone_from_args(args: argparse.Namespace, output_stride: int = 32) -> tuple[nn.Module, str, str | None]:
+    """(backbone, method name, checkpoint path or None) as the flags ask; ``output_stride``
+    16 or 8 dilates the last stages (``pretrain.models.resnet``)."""
     if args.random_init:
         if not args.arch:
             raise SystemExit("--random-init needs --arch")
         torch.manual_seed(args.seed)
-        return build_backbone(args.arch, stem=args.stem or "imagenet"), args.method or "random_init", None
+        return (build_backbone(args.arch, stem=args.stem or "imagenet", output_stride=output_stride),
+                args.method or "random_init", None)
     if not args.ckpt:
         raise SystemExit("give --ckpt (or --random-init --arch ...)")
-    model, meta = load_backbone(args.ckpt, arch=args.arch, stem=args.stem)
+    model, meta = load_backbone(args.ckpt, arch=args.arch, stem=args.stem, output_stride=output_stride)
     return model, args.method or meta.get("method", "unknown"), str(Path(args.ckpt))
+
+
+@torch.no_grad()
+def dense_features(backbone: nn.Module, images: torch.Tensor, stage: str, device: str) -> torch.Tensor:
+    """Float32 feature maps of ``stage`` (C2..C5) for uint8 images ``(N, 3, H, W)``: eval mode,
+    ImageNet normalisation, channels_last, bf16 autocast on CUDA, each position's vector
+    L2-normalised over channels (in fp32)."""
+    if not hasattr(backbone, "stage_channels"):
+        raise SystemExit(f"{getattr(backbone, 'arch', type(backbone).__name__)}: dense stage maps need a ResNet backbone")
+    backbone.eval()
+    x = normalize(images.to(device, non_blocking=True)).contiguous(memory_format=torch.channels_last)
+    kind = torch.device(device).type
+    with torch.autocast(kind, dtype=torch.bfloat16, enabled=kind == "cuda"):
+        maps = backbone.forward_stages(x, last=stage)[stage]
+    return nn.functional.normalize(maps.float(), dim=1)
 
 
 class ResizeCenterCrop(Dataset):
@@ -204,6 +222,8 @@ def protocol_label(task: str, protocol: dict[str, Any]) -> str:
         head = " (atrous head)" if suite == "pcd" else ""
         stride = protocol.get("output_stride")
         return f"FCN{head} ({suite} protocol)" + (f"; OS {stride}" if stride else "")
+    if task == "segment_retrieval" and "classes" in protocol:
+        return f"{protocol['classes']} classes"
     if task == "low_shot" or (task == "ablation" and "k" in protocol):
         return f"k={protocol['k']}" if "k" in protocol else ""
     return ""

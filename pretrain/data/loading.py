@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-DATASET_KINDS = ("imagefolder", "cifar10", "cifar100", "tinyimagenet", "stl10")
+DATASET_KINDS = ("imagefolder", "imagelist", "coco", "cifar10", "cifar100", "tinyimagenet", "stl10")
 # the split a dataset is evaluated on when none is named: the release's labelled test split, or
 # its val split where the test labels are not public (Tiny-ImageNet; ImageNet in ImageFolder layout)
 TEST_SPLITS = {"cifar10": "test", "cifar100": "test", "stl10": "test", "tinyimagenet": "val"}
@@ -47,6 +47,10 @@ def open_dataset(kind: str, root: str | Path, split: str = "train", **kwargs: An
 
     if kind == "imagefolder":
         return readers.ImageFolder(root, split=split, **kwargs)
+    if kind == "imagelist":
+        return readers.ImageList(root, split=split, **kwargs)
+    if kind == "coco":  # COCO images without labels (pretraining): root/<split>/*.jpg, e.g. train2017
+        return readers.ImageList(root, split=split if split != "train" else "train2017", **kwargs)
     if kind in ("cifar10", "cifar100"):
         if split not in ("train", "test", "val"):
             raise ValueError(f"CIFAR split must be train or test, got {split!r}")
@@ -63,20 +67,46 @@ def open_dataset(kind: str, root: str | Path, split: str = "train", **kwargs: An
 
 class UInt8Images(Dataset):
     """(uint8 CHW tensor of side ``image_size``, label) from any reader whose items are
-    (PIL image, label). Images already of that size are not resampled."""
+    (PIL image, label). Images already of that size are not resampled.
 
-    def __init__(self, reader, image_size: int):
-        self.reader, self.image_size = reader, image_size
+    By default an image is resized (shorter side = ``image_size``, bicubic) and its centre
+    square cut out. ``keep_aspect=True`` keeps the whole image and its aspect ratio for the
+    random resized crop (scene-centric pretraining, Revisiting: COCO, OpenImages, ...): the
+    image is resized so that its LONGER side is ``image_size``, placed in the top-left corner
+    of an ``image_size`` square and the rest filled by repeating its last row and column; the
+    item is then (tensor, label, (height, width) of the image inside). ``make_view_set`` draws
+    each sample's crop inside its own (height, width), exactly as torchvision's
+    RandomResizedCrop on the resized image; the edge fill makes bilinear sampling at the
+    image border read what torchvision's clamped border reads. One fixed-shape batch, one
+    ``roi_align`` call: no per-image work on the device."""
+
+    def __init__(self, reader, image_size: int, keep_aspect: bool = False):
+        self.reader, self.image_size, self.keep_aspect = reader, image_size, keep_aspect
 
     def __len__(self) -> int:
         return len(self.reader)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int):
         image, label = self.reader[index]
+        if self.keep_aspect:
+            array, size = _resize_pad(image.convert("RGB"), self.image_size)
+            return torch.from_numpy(array).permute(2, 0, 1), int(label), torch.tensor(size)
         if image.size != (self.image_size, self.image_size):
             image = _resize_center_crop(image, self.image_size)
         array = np.asarray(image.convert("RGB"), dtype=np.uint8)
         return torch.from_numpy(array.copy()).permute(2, 0, 1), int(label)
+
+
+def _resize_pad(image: Image.Image, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(size, size, 3) uint8 array holding ``image`` resized to longer side ``size`` in its
+    top-left corner, edge-replicated to the square; and the (height, width) inside."""
+    w, h = image.size
+    scale = size / max(w, h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if (nw, nh) != (w, h):
+        image = image.resize((nw, nh), Image.BICUBIC)
+    array = np.asarray(image, dtype=np.uint8)
+    return np.pad(array, ((0, size - nh), (0, size - nw), (0, 0)), mode="edge"), (nh, nw)
 
 
 def _resize_center_crop(image: Image.Image, size: int) -> Image.Image:

@@ -7,6 +7,9 @@ The same code reads the real datasets and the generated ones
 Layouts:
 
 * ``ImageFolder``: ``root/<split>/<class>/<image>`` in a directory or a ``.zip``.
+* ``ImageList``: unlabelled images (pretraining): every image under ``root/<split>`` (e.g.
+  COCO ``train2017/``, BDD100K ``images/100k/train/``) or the files named by a list file
+  (subsets such as IN-118K, IN-118K-LT, OI-118K).
 * ``CIFAR``: the python-pickle batches (``cifar-10-batches-py``, ``cifar-100-python``).
 * ``TinyImageNet``: ``wnids.txt``, ``train/<wnid>/images``, ``val/images`` + ``val_annotations.txt``.
 * ``VOC``: ``VOCdevkit/VOC<year>`` with ``Annotations``, ``JPEGImages``, ``SegmentationClass``, ``ImageSets``.
@@ -44,6 +47,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "IGNORE_INDEX",
     "ImageFolder",
+    "ImageList",
     "TinyImageNet",
     "VOC",
     "VOCObject",
@@ -331,6 +335,40 @@ class ImageFolder(_ClassificationDataset):
             if not images:
                 raise DatasetError(f"no images in class folder {self._tree.describe(folder)}")
             self.samples += [(f, self.class_to_idx[name]) for f in images[:max_per_class]]
+
+
+class ImageList(_ClassificationDataset):
+    """Unlabelled images for pretraining (label 0): every image file under ``root/<split>``
+    (searched recursively, sorted; ``split=None``: under ``root``), or, with ``list``, the
+    files named one per line in that text file, relative to ``root`` (a subset list; order
+    kept, a missing file is an error naming it). ``root`` is a directory or a zip."""
+
+    def __init__(
+        self,
+        root: PathLike,
+        split: str | None = "train",
+        transform: Transform | None = None,
+        list: PathLike | None = None,  # noqa: A002  (the config key)
+    ) -> None:
+        self._tree = _Tree(root)
+        self.root, self.split, self.transform = self._tree.root, split, transform
+        if list is not None:
+            names = _read_lines(Path(list), "image list")
+            missing = [n for n in names if not self._tree.isfile(n)]
+            if missing:
+                raise DatasetError(f"image list {list} names {len(missing)} files absent from "
+                                   f"{self._tree.describe('')}: {', '.join(missing[:5])}")
+        else:
+            base = self._tree.top_prefix(split, "image folder") + split if split else ""
+            names, folders = [], [base]
+            while folders:
+                folder = folders.pop()
+                names += [f for f in self._tree.files(folder) if _is_image_name(f)]
+                folders += [f"{folder}/{d}" if folder else d for d in self._tree.subdirs(folder)]
+            names.sort()
+            if not names:
+                raise DatasetError(f"no images under {self._tree.describe(base)}")
+        self.samples = [(name, 0) for name in names]
 
 
 class TinyImageNet(_ClassificationDataset):

@@ -53,9 +53,14 @@ class BYOL(nn.Module):
         return loss, {}
 
 
+def view_specs(views: dict) -> list[dict]:
+    """BYOL's two views from a config ``views`` block: ``default`` overrides both, ``view1`` /
+    ``view2`` one each."""
+    return [{**base, **views.get("default", {}), **views.get(f"view{i + 1}", {})}
+            for i, base in enumerate(BYOL_VIEWS)]
+
+
 def build(config: dict, arch: str, stem: str) -> BYOL:
     m = config.get("method", {})
-    views = config.get("views", {})
-    specs = [{**base, **views.get("default", {}), **views.get(f"view{i + 1}", {})}
-             for i, base in enumerate(BYOL_VIEWS)]
-    return BYOL(arch=arch, stem=stem, dim=m.get("dim", 256), hidden_dim=m.get("hidden_dim", 4096), views=specs)
+    return BYOL(arch=arch, stem=stem, dim=m.get("dim", 256), hidden_dim=m.get("hidden_dim", 4096),
+                views=view_specs(config.get("views", {})))

@@ -10,24 +10,43 @@ from torch import nn
 from pretrain.distributed import gather, rank, world_size
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False) -> nn.Sequential:
-    """Linear -> [BN] -> ReLU -> Linear (MoCo v2 head without BN; BYOL/ReSSL heads with)."""
-    layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim)]
-    if batch_norm:
-        layers.append(nn.BatchNorm1d(hidden_dim))
-    layers += [nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)]
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool = False, *, bias: bool = True,
+        spatial: bool = False, hidden_layers: int = 1) -> nn.Sequential:
+    """Linear -> [BN] -> ReLU -> Linear (MoCo v2 head without BN; BYOL/ReSSL heads with).
+
+    ``hidden_layers`` Linear-[BN]-ReLU blocks precede the output Linear; ``bias`` is every Linear's
+    bias; ``spatial`` makes it the same MLP on every pixel of a (N, C, H, W) map: 1x1 convolutions
+    and BatchNorm2d (PCD's projector)."""
+    linear = (lambda i, o: nn.Conv2d(i, o, kernel_size=1, bias=bias)) if spatial else (
+        lambda i, o: nn.Linear(i, o, bias=bias))
+    norm = nn.BatchNorm2d if spatial else nn.BatchNorm1d
+    layers: list[nn.Module] = []
+    for i in range(hidden_layers):
+        layers.append(linear(in_dim if i == 0 else hidden_dim, hidden_dim))
+        if batch_norm:
+            layers.append(norm(hidden_dim))
+        layers.append(nn.ReLU(inplace=True))
+    layers.append(linear(hidden_dim, out_dim))
     return nn.Sequential(*layers)
 
 
 @torch.no_grad()
-def momentum_update(online: nn.Module, target: nn.Module, m: float) -> None:
+def momentum_update(online: nn.Module, target: nn.Module, m: float, buffers: bool = False) -> None:
     """theta_target <- m * theta_target + (1 - m) * theta_online over parameters. Buffers
     (BN running statistics) are left alone: the target network keeps its own, as in
-    MoCo's and BYOL's reference code."""
+    MoCo's and BYOL's reference code. ``buffers=True`` is EMAN (Cai et al. 2021): the
+    floating-point buffers (BN running mean/var) are averaged the same way and integer
+    ones (``num_batches_tracked``) copied, for a target network run in eval mode."""
     online_params = [p.detach() for p in online.parameters()]
     target_params = list(target.parameters())
     torch._foreach_mul_(target_params, m)
     torch._foreach_add_(target_params, online_params, alpha=1 - m)
+    if buffers:
+        for b_online, b_target in zip(online.buffers(), target.buffers()):
+            if b_target.is_floating_point():
+                b_target.mul_(m).add_(b_online, alpha=1 - m)
+            else:
+                b_target.copy_(b_online)
 
 
 def momentum_copy(online: nn.Module) -> nn.Module:

@@ -59,13 +59,18 @@ class ResNetBackbone(tvr.ResNet):
                 dilate_stage(stage, dilation, first_block_dilation=previous)
             previous = dilation
 
-    def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Stage outputs C2..C5 (strides 4, 8, 16, 32 for the ImageNet stem at OS 32)."""
+    def forward_stages(self, x: torch.Tensor, last: str = "C5") -> dict[str, torch.Tensor]:
+        """Stage outputs C2..``last`` (strides 4, 8, 16, 32 for the ImageNet stem at OS 32);
+        the stages after ``last`` are not run."""
+        if last not in STAGES:
+            raise ValueError(f"unknown stage {last!r}; expected one of {STAGES}")
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         out = {}
         for name, layer in zip(STAGES, (self.layer1, self.layer2, self.layer3, self.layer4)):
             x = layer(x)
             out[name] = x
+            if name == last:
+                break
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

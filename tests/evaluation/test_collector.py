@@ -388,8 +388,8 @@ def test_report_pivots_every_published_table(runs, tmp_path):
     assert "All rows: backbone ResNet-18; epochs 200; task ablation; metric top1." in table1
     table7 = report.split("### ressl Table 7\n")[1].split("\n### ")[0]
     assert "| reduced: 55.5 |" in table7  # reduced: marked, no delta
-    assert "**Not run: LEWEL pretraining is not in the suite yet.**" in \
-        report.split("### lewel Table 4\n")[1][:300]
+    assert "**Not run: NYUD depth has no harness (its cells stay not run).**" in \
+        report.split("### revisiting Table S1\n")[1][:300]
 
 
 def test_variant_split_and_facets():

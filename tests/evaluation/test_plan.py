@@ -12,10 +12,14 @@ def _plan(table, **kw):
 def test_cgh_table4_pretrains_each_named_config_then_runs_voc_detection_five_times():
     steps = _plan("cgh:Table 4")
     names = [s.name for s in steps if isinstance(s, Step)]
-    assert names == ["cgh.imagenet_r50.pretrain", "cgh.imagenet_r50.voc-det-c4_24k",
+    # the MoCo v2 / BYOL baseline rows of Table 4 have their own full-scale configs (baselines/)
+    assert names == ["baselines.byol_imagenet_r50_200ep.pretrain", "baselines.byol_imagenet_r50_200ep.voc-det-c4_24k",
+                     "baselines.mocov2_imagenet_r50_200ep.pretrain",
+                     "baselines.mocov2_imagenet_r50_200ep.voc-det-c4_24k",
+                     "cgh.imagenet_r50.pretrain", "cgh.imagenet_r50.voc-det-c4_24k",
                      "cgh.imagenet_r50_multicrop.pretrain", "cgh.imagenet_r50_multicrop.voc-det-c4_24k",
                      "ressl.imagenet_r50_neurips.pretrain", "ressl.imagenet_r50_neurips.voc-det-c4_24k"]
-    pretrain, det = steps[0], steps[1]
+    pretrain, det = (s for s in steps if isinstance(s, Step) and s.name.startswith("cgh.imagenet_r50."))
     assert pretrain.done == "runs/full/cgh/imagenet_r50/backbone.pth" and pretrain.needs == ("/data/imagenet",)
     assert pretrain.command.startswith("torchrun --nproc_per_node 4 -m pretrain --config "
                                        "pretrain/configs/cgh/imagenet_r50.yaml --resume auto data.root=/data/imagenet")
@@ -40,7 +44,7 @@ def test_slurm_launch_and_tables_without_configs(capsys):
     pretrain = [s for s in steps if isinstance(s, Step) and s.name.endswith(".pretrain")]
     assert pretrain and all(s.command.startswith("python -m pretrain.submit --config ") and
                             "--nodes 2 --gpus-per-node 4 --partition gpu" in s.command for s in pretrain)
-    assert _plan("lewel:Table 4") == ["# lewel Table 4: no pretraining config names its rows "
+    assert _plan("ressl:Table 10") == ["# ressl Table 10: no pretraining config names its rows "
                                       "(pretrain/make_configs.py): not run"]
     assert main(["--table", "all", "--data-root", "/data"]) == 0  # every published table plans
     out = capsys.readouterr().out

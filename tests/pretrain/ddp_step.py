@@ -1,4 +1,4 @@
-"""One MoCo v2 (per-process or shuffle-BN), ReSSL or CGH (shuffle-BN) step under torchrun (launched by test_distributed.py);
+"""One MoCo v2 (per-process or shuffle-BN), ReSSL or CGH (shuffle-BN) or LEWEL_M step under torchrun (launched by test_distributed.py);
 writes grads and the queue/memory."""
 import os
 import sys
@@ -8,6 +8,7 @@ import torch
 from pretrain import distributed
 from pretrain.data.augment import make_views
 from pretrain.methods.cgh import CGH
+from pretrain.methods.lewel import LEWEL
 from pretrain.methods.mocov2 import MoCoV2
 from pretrain.methods.ressl import ReSSL
 
@@ -22,6 +23,10 @@ def batch():
 def build(method: str):
     """Shuffle-BN methods are built with the default ``bn_splits`` (8): under DDP each process
     must be one BN group (the authors' rule), on one process the batch is split in 8."""
+    if method.startswith("lewel_m"):  # LEWEL_M: the aligned loss's in-batch negatives span the processes
+        return LEWEL("resnet18", stem="cifar", base="moco", dim=16, hidden_dim=32, groups=2, queue_size=24,
+                     bn="shuffle" if method.endswith("shuffle_bn") else "global",
+                     views=[{"size": SIZE}])
     if method.startswith("mocov2"):  # mocov2_shuffle_bn: keys computed on a batch shuffled across processes
         bn = "shuffle" if method == "mocov2_shuffle_bn" else "global"
         return MoCoV2("resnet18", stem="cifar", dim=16, hidden_dim=32, queue_size=24, view={"size": SIZE}, bn=bn)
@@ -59,7 +64,7 @@ def step(rank: int, world: int, method: str = "mocov2"):
     loss, _ = ddp(views)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    queue = model.queue if method.startswith("mocov2") else model.memory
+    queue = model.memory if method.startswith(("ressl", "cgh")) else model.queue
     return grads, queue(), int(queue.ptr), groups
 
 

@@ -1,5 +1,6 @@
 """Two CPU processes (gloo, launched with torchrun) give the same gradients and queue as
-one process with the full batch, for MoCo v2's queue (per-process BN and shuffle-BN) and for
+one process with the full batch, for MoCo v2's queue (per-process BN and shuffle-BN), LEWEL_M
+(queue, and the aligned loss's in-batch negatives gathered from both processes), and for
 ReSSL's and CGH's memory with the teacher's batch shuffled across processes (shuffle-BN). Batch-norm layers are put in eval mode: with
 per-process BN statistics the two set-ups differ by design (SyncBN is GPU-only)."""
 import importlib.util
@@ -20,7 +21,8 @@ def _load_worker():
     return module
 
 
-@pytest.mark.parametrize("method", ["mocov2", "mocov2_shuffle_bn", "ressl_shuffle_bn", "cgh_shuffle_bn"])
+@pytest.mark.parametrize("method", ["mocov2", "mocov2_shuffle_bn", "ressl_shuffle_bn", "cgh_shuffle_bn",
+                                    "lewel_m", "lewel_m_shuffle_bn"])  # LEWEL_M: in-batch negatives of both
 def test_two_gloo_processes_match_one_process(tmp_path, method):
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           str(WORKER), str(tmp_path), method], capture_output=True, text=True, timeout=300)

@@ -10,13 +10,13 @@ from pretrain.config import CONFIG_DIR, ConfigError, load_config
 from pretrain.engine import NonFiniteLoss, train
 
 
-def _config(generated, out_dir, **extra):
+def _config(generated, out_dir, smoke="mocov2_smoke", **extra):
     monitor = [] if any(k.startswith("monitor.") for k in extra) else ["monitor=null"]
     overrides = [f"data.root={generated['imagefolder']}", f"train.out_dir={out_dir}", *monitor,
                  "optim.batch_size=16", "optim.max_steps=6", "method.queue_size=64",
                  "method.hidden_dim=64", "train.checkpoint_every=3", "train.quiet=true",
                  "train.deterministic=true", *[f"{k}={v}" for k, v in extra.items()]]
-    return load_config(CONFIG_DIR / "mocov2_smoke.yaml", overrides)
+    return load_config(CONFIG_DIR / f"{smoke}.yaml", overrides)
 
 
 def _losses(run_dir):
@@ -24,9 +24,11 @@ def _losses(run_dir):
         return [(row["step"], row["loss"]) for row in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("bn", ["global", "shuffle"])  # shuffle-BN: the key permutation replays too
-def test_killed_and_resumed_run_equals_uninterrupted(generated, tmp_path, monkeypatch, bn):
-    extra = {"method.bn": bn, "method.bn_splits": 4}
+@pytest.mark.parametrize("smoke,bn", [("mocov2_smoke", "global"),
+                                      ("mocov2_smoke", "shuffle"),  # shuffle-BN: the key permutation replays too
+                                      ("lewel_m_smoke", "shuffle"), ("lewel_b_smoke", "eman")])
+def test_killed_and_resumed_run_equals_uninterrupted(generated, tmp_path, monkeypatch, smoke, bn):
+    extra = {"smoke": smoke, "method.bn": bn, "method.bn_splits": 4}
     train(_config(generated, tmp_path / "a", **extra))
     reference = _losses(tmp_path / "a")
     assert [s for s, _ in reference] == [str(i) for i in range(1, 7)]
