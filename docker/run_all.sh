@@ -214,6 +214,9 @@ tier_smoke() {
     declare -A extra=(  # what a smoke config needs from this run (one line per method)
         [pcd]="method.teacher.checkpoint=$RUN_ROOT/mocov2/checkpoint.pth"  # PCD distils the MoCo v2 smoke run
     )
+    for M in revisiting_plain revisiting_multicrop revisiting_constrained revisiting_aplus revisiting_knn; do
+        extra[$M]="data.root=$DATA_ROOT/coco"  # Revisiting pretrains on the (generated) COCO images
+    done
     SHAPES=(--dataset imagefolder --data "$DATA_ROOT/imagefolder" --dataset-name synthetic-shapes --test-split val)
     RANDOM_IMAGENET=(--random-init --arch resnet18 --stem imagenet --method random_init)
     # SMOKE_JOBS=2: two pretrainings side by side (one thread each unless OMP_NUM_THREADS is set)
@@ -253,6 +256,12 @@ tier_smoke() {
         --work-dir "$RUN_ROOT/seg/voc"
     once seg-cityscapes "$FIRST" "$PY" transfer/cityscapes_seg.py --smoke --ckpt "$FIRST" \
         --data "$DATA_ROOT/cityscapes" --work-dir "$RUN_ROOT/seg/cityscapes"
+    # dense frozen features (Revisiting): DAVIS label propagation (the generated 192x108 frames
+    # need --input-scale 1) and VOC segment retrieval (the generated VOC has no SBD: --bank train)
+    once davis "$FIRST" "$PY" transfer/davis.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/DAVIS" \
+        --input-scale 1 --out "$RUN_ROOT/davis"
+    once retrieval-voc "$FIRST" "$PY" transfer/segment_retrieval.py --smoke --ckpt "$FIRST" \
+        --data "$DATA_ROOT/VOCdevkit" --bank train --out "$RUN_ROOT/retrieval"
 
     timed collect collector
     echo "done in $(( $(date +%s) - START )) s; reference + your records: $RESULTS/REPORT.md" \
