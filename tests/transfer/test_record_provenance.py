@@ -92,6 +92,16 @@ def test_detection_configs_give_labels(tmp_path):
         assert set(facets("det_voc", label)) == {"detector", "neck", "schedule", "train"}, name
 
 
+def _seg_protocol(command: str, dataset: str) -> dict:
+    """What the mmseg harness records for ``--protocol P``: the suite and its output stride."""
+    import re
+
+    from transfer.mmseg_common import PROTOCOLS
+
+    suite = re.search(r"--protocol (\S+)", command)[1]
+    return {"protocol": suite, "output_stride": int(re.search(r"_os(\d+)", PROTOCOLS[dataset][suite])[1])}
+
+
 def test_every_row_a_config_names_is_filled_by_the_record_of_its_planned_evaluation():
     """The chain config `reproduces` -> evaluation.plan's harness -> that harness's protocol label ->
     collector: a record shaped like the one each planned evaluation writes fills exactly the rows
@@ -118,7 +128,10 @@ def test_every_row_a_config_names_is_filled_by_the_record_of_its_planned_evaluat
                 protocol = ({"config": coco_det.CONFIGS[name], "arch": arch} if "coco_det" in command else
                             {"config": voc_det.CONFIGS[name][0], "arch": arch,
                              "train": voc_det.CONFIGS[name][1].split(",")} if "voc_det" in command else
-                            {"k": row["variant"].removeprefix("k=")} if "lowshot" in command else {})
+                            {"k": row["variant"].removeprefix("k=")} if "lowshot" in command else
+                            _seg_protocol(command, row["dataset"]) if "_seg.py" in command else
+                            {"classes": int(re.search(r"(\d+) classes", row["variant"])[1])}
+                            if "segment_retrieval" in command else {})
                 task = primary_task(row["task"], row["dataset"], row["metric"])
                 made.append(records.ResultRecord(
                     method="m", task=task, dataset=row["dataset"], metric=row["metric"], value=1.0, scale="full",
