@@ -173,6 +173,7 @@ def overlay_strip(frame_paths: list[Path], pred: np.ndarray, gt: np.ndarray, n: 
 
 
 # ----------------------------------------------------------------------------- harness
+@torch.no_grad()  # frozen features only; scoped to this call (tests run main() in-process)
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
@@ -205,8 +206,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.scale == "full" and (input_scale != 1.0 or max_frames or args.sequences or args.features != "stride"):
         parser.error("--scale full runs the protocol: native resolution, every frame and sequence, stride features")
     chunk = args.chunk or (1024 if str(args.device).startswith("cuda") else 256)
-    torch.set_grad_enabled(False)
-
     start = time.perf_counter()
     backbone, method, ckpt_path = backbone_from_args(args)
     if not hasattr(backbone, "layer3"):

@@ -270,6 +270,7 @@ def retrieval_figure(val: VOCImages, bank: VOCImages, examples: list, size: int 
     return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
 
 
+@torch.no_grad()  # frozen features only; scoped to this call (tests run main() in-process)
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
@@ -292,8 +293,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     max_images = args.max_images if args.max_images is not None else (SMOKE["max_images"] if args.smoke else None)
     if args.scale == "full" and (size != 512 or max_images or args.bank != "train_aug"):
         parser.error("--scale full runs the protocol: 512 px, the train_aug bank, every image")
-    torch.set_grad_enabled(False)
-
     start = time.perf_counter()
     root = voc_root(args.data)
     bank_items, bank_name = split_ids(root, args.bank)
