@@ -21,6 +21,29 @@ def generated(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("synthetic"), seed=0, scale="smoke", progress=False)
 
 
+@pytest.fixture
+def killed_run(monkeypatch):
+    """``killed_run(config, step)``: train ``config`` until the engine has saved the checkpoint of
+    ``step``, then stop it as a kill would (KeyboardInterrupt); the test resumes it itself."""
+    from pretrain import engine
+
+    def run(config, step: int) -> None:
+        real_save = engine.ckpt.save
+
+        def save_then_kill(obj, path):
+            real_save(obj, path)
+            if obj.get("step") == step:
+                raise KeyboardInterrupt(f"simulated kill after the step-{step} checkpoint")
+
+        monkeypatch.setattr(engine.ckpt, "save", save_then_kill)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                engine.train(config)
+        finally:
+            monkeypatch.setattr(engine.ckpt, "save", real_save)
+    return run
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """../shared/data beside the checkout; required in CI, skipped elsewhere if absent."""

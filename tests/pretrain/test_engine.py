@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from pretrain import checkpoint as ckpt
-from pretrain import engine
 from pretrain.config import CONFIG_DIR, ConfigError, load_config
 from pretrain.engine import NonFiniteLoss, train
 
@@ -27,23 +26,13 @@ def _losses(run_dir):
 @pytest.mark.parametrize("smoke,bn", [("mocov2_smoke", "global"),
                                       ("mocov2_smoke", "shuffle"),  # shuffle-BN: the key permutation replays too
                                       ("lewel_m_smoke", "shuffle"), ("lewel_b_smoke", "eman")])
-def test_killed_and_resumed_run_equals_uninterrupted(generated, tmp_path, monkeypatch, smoke, bn):
+def test_killed_and_resumed_run_equals_uninterrupted(generated, tmp_path, killed_run, smoke, bn):
     extra = {"smoke": smoke, "method.bn": bn, "method.bn_splits": 4}
     train(_config(generated, tmp_path / "a", **extra))
     reference = _losses(tmp_path / "a")
     assert [s for s, _ in reference] == [str(i) for i in range(1, 7)]
 
-    real_save = ckpt.save
-
-    def killed_after_step_3(obj, path):
-        real_save(obj, path)
-        if obj.get("step") == 3:
-            raise KeyboardInterrupt("simulated kill after the step-3 checkpoint")
-
-    monkeypatch.setattr(engine.ckpt, "save", killed_after_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        train(_config(generated, tmp_path / "b", **extra))
-    monkeypatch.setattr(engine.ckpt, "save", real_save)
+    killed_run(_config(generated, tmp_path / "b", **extra), 3)
     assert ckpt.load(tmp_path / "b" / "checkpoint.pth")["step"] == 3
     train(_config(generated, tmp_path / "b", **extra), resume="auto")
 

@@ -11,7 +11,7 @@ from torchvision.models import resnet18
 
 from evaluation.published import load_published
 from pretrain import checkpoint as ckpt
-from pretrain import engine, make_configs
+from pretrain import make_configs
 from pretrain.config import CONFIG_DIR, load_config
 from pretrain.engine import build_method, train
 from pretrain.losses import pixel_info_nce
@@ -328,7 +328,7 @@ def _losses(run_dir):
         return [(row["step"], row["loss"]) for row in csv.DictReader(f)]
 
 
-def test_engine_distils_from_a_suite_teacher_and_resumes_exactly(generated, tmp_path, monkeypatch):
+def test_engine_distils_from_a_suite_teacher_and_resumes_exactly(generated, tmp_path, killed_run):
     train(_smoke(generated, tmp_path / "teacher", "mocov2_smoke.yaml", "optim.max_steps=2", "method.hidden_dim=32"))
     teacher_state = ckpt.load(tmp_path / "teacher" / "checkpoint.pth")["models"]["method"]
     pcd = lambda out: _smoke(generated, out, "pcd_smoke.yaml", "method.hidden_dim=32",  # noqa: E731
@@ -344,17 +344,7 @@ def test_engine_distils_from_a_suite_teacher_and_resumes_exactly(generated, tmp_
     payload = ckpt.read_backbone(tmp_path / "a" / "backbone.pth")
     assert payload["method"] == "pcd" and payload["arch"] == "resnet18"  # what the harnesses key NormRescale on
 
-    real_save = ckpt.save
-
-    def killed_after_step_2(obj, path):
-        real_save(obj, path)
-        if obj.get("step") == 2:
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(engine.ckpt, "save", killed_after_step_2)
-    with pytest.raises(KeyboardInterrupt):
-        train(pcd(tmp_path / "b"))
-    monkeypatch.setattr(engine.ckpt, "save", real_save)
+    killed_run(pcd(tmp_path / "b"), 2)
     train(pcd(tmp_path / "b"), resume="auto")
     assert _losses(tmp_path / "b") == reference
     b = ckpt.load(tmp_path / "b" / "checkpoint.pth")["models"]["method"]

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pretrain import checkpoint as ckpt
-from pretrain import engine
 from pretrain.config import CONFIG_DIR, load_config
 from pretrain.data import augment as A
 from pretrain.data.loading import UInt8Images, open_dataset
@@ -309,23 +308,13 @@ def _engine_config(generated, out_dir):
         "train.checkpoint_every=3", "train.quiet=true", "train.deterministic=true"])
 
 
-def test_multicrop_knn_run_resumes_exactly(generated, tmp_path, monkeypatch):
+def test_multicrop_knn_run_resumes_exactly(generated, tmp_path, killed_run):
     train(_engine_config(generated, tmp_path / "a"))
     with open(tmp_path / "a" / "log.csv") as f:
         reference = [(r["step"], r["loss"], r["knn"]) for r in csv.DictReader(f)]
     assert [s for s, _, _ in reference] == [str(i) for i in range(1, 7)]
     assert float(reference[0][2]) == 0 and float(reference[-1][2]) > 0  # kNN loss switched on
-    real_save = ckpt.save
-
-    def killed_after_step_3(obj, path):
-        real_save(obj, path)
-        if obj.get("step") == 3:
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(engine.ckpt, "save", killed_after_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        train(_engine_config(generated, tmp_path / "b"))
-    monkeypatch.setattr(engine.ckpt, "save", real_save)
+    killed_run(_engine_config(generated, tmp_path / "b"), 3)
     train(_engine_config(generated, tmp_path / "b"), resume="auto")
     with open(tmp_path / "b" / "log.csv") as f:
         assert [(r["step"], r["loss"], r["knn"]) for r in csv.DictReader(f)] == reference
