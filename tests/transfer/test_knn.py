@@ -19,13 +19,19 @@ def brute_force_knn(train, train_y, test, num_classes, k, t):
     return np.array(out)
 
 
+def clustered(seed: int, classes: int, dim: int, n_train: int, n_test: int, spread: float):
+    """Gaussian clusters around random centres: (train, train_y, test, test_y)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim))
+    train_y = rng.integers(0, classes, n_train)
+    test_y = rng.integers(0, classes, n_test)
+    train = centres[train_y] + spread * rng.normal(size=(n_train, dim))
+    test = centres[test_y] + spread * rng.normal(size=(n_test, dim))
+    return train, train_y, test, test_y
+
+
 def test_weighted_knn_matches_brute_force():
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(5, 12))
-    train_y = rng.integers(0, 5, 300)
-    test_y = rng.integers(0, 5, 80)
-    train = centres[train_y] + 0.9 * rng.normal(size=(300, 12))
-    test = centres[test_y] + 0.9 * rng.normal(size=(80, 12))
+    train, train_y, test, test_y = clustered(0, 5, 12, 300, 80, 0.9)
     for k, t in ((1, 0.07), (20, 0.07), (200, 0.1)):
         ours = weighted_knn_predict(torch.tensor(train), torch.tensor(train_y), torch.tensor(test), 5, k, t,
                                     batch_size=17)
@@ -37,12 +43,7 @@ def test_weighted_knn_matches_brute_force():
 def test_many_k_at_once_equals_each_k_alone():
     from evaluation.knn import weighted_knn_predict_many
 
-    rng = np.random.default_rng(1)
-    centres = rng.normal(size=(4, 10))
-    train_y = rng.integers(0, 4, 150)
-    test_y = rng.integers(0, 4, 40)
-    train = centres[train_y] + 1.2 * rng.normal(size=(150, 10))
-    test = centres[test_y] + 1.2 * rng.normal(size=(40, 10))
+    train, train_y, test, test_y = clustered(1, 4, 10, 150, 40, 1.2)
     many = weighted_knn_predict_many(torch.tensor(train), torch.tensor(train_y), torch.tensor(test), 4,
                                      (10, 20, 100, 200), 0.07, batch_size=13)
     assert list(many) == [10, 20, 100, 200]
