@@ -14,7 +14,8 @@
 #   bash docker/run_all.sh                 # smoke scale, generated data under data/synthetic
 #   DATA_ROOT=/tmp/gen bash docker/run_all.sh
 #   METHODS="mocov2 ressl" SMOKE_STEPS=2 bash docker/run_all.sh   # fewer methods / a plumbing check
-#   SMOKE_JOBS=2 bash docker/run_all.sh    # two pretrainings side by side (one thread each)
+#   SMOKE_JOBS=1 OMP_NUM_THREADS=2 bash docker/run_all.sh   # one pretraining at a time, 2 threads
+#   SMOKE_DATA_SEED=1 bash docker/run_all.sh   # the learning check on another draw of the data
 #
 # SCALE=reduced: docker/reduced_cifar10.sh (real CIFAR-10, first 500 images per class, 800
 # pretraining steps, kNN + linear on precomputed features, random-init baselines; every number
@@ -127,13 +128,17 @@ collector() {
 }
 
 # ------------------------------------------------------------------------------ tier: smoke
-# smoke_methods: one method per pretrain/configs/<m>_smoke.yaml (a new method joins the smoke tier
-# with its config), MoCo v2 first (its backbone is the transfer checks' and PCD's teacher), then
-# the others by name.
+# smoke_methods [all]: one method per pretrain/configs/<m>_smoke.yaml (a new method joins the smoke
+# tier with its config), MoCo v2 first (its backbone is the transfer checks' and PCD's teacher), then
+# the others by name. Without `all`, the ablation variants of one method (SMOKE_VARIANTS: Revisiting's
+# plain / multi-crop / A+ / kNN-MoCo beside its constrained multi-crop) are left out of the default run:
+# METHODS=all runs them too.
+SMOKE_VARIANTS="revisiting_plain revisiting_multicrop revisiting_aplus revisiting_knn"
 smoke_methods() {
     local f m first=() rest=()
     for f in "$ROOT"/pretrain/configs/*_smoke.yaml; do
         m="$(basename "$f" _smoke.yaml)"
+        if [[ "${1:-}" != all && " $SMOKE_VARIANTS " == *" $m "* ]]; then continue; fi
         if [[ "$m" == mocov2 ]]; then first=("$m"); else rest+=("$m"); fi
     done
     echo "${first[@]}" "${rest[@]}"
@@ -178,7 +183,7 @@ once() {
     this_run "$name" ran
 }
 
-# side_by_side COMMAND...: start COMMAND in the background once fewer than SMOKE_JOBS (default 1)
+# side_by_side COMMAND...: start COMMAND in the background once fewer than SMOKE_JOBS (default 2)
 # started commands are running; `wait` collects them. (Independent pretrainings side by side: on
 # 2 cores two one-thread runs use the CPU better than one two-thread run.)
 side_by_side() {
@@ -197,8 +202,13 @@ timed() {
 }
 
 tier_smoke() {
-    DATA_ROOT="${DATA_ROOT:-$ROOT/data/synthetic}"
-    RUN_ROOT="${RUN_ROOT:-$ROOT/runs/$SCALE}"
+    # SMOKE_DATA_SEED (default 0): the generated data's seed; another seed gets its own data and
+    # run folders (data/synthetic-seed<N>, runs/smoke-seed<N>), so cached steps never mix seeds
+    SMOKE_DATA_SEED="${SMOKE_DATA_SEED:-0}"
+    local suffix=""; [[ "$SMOKE_DATA_SEED" == 0 ]] || suffix="-seed$SMOKE_DATA_SEED"
+    DATA_ROOT="${DATA_ROOT:-$ROOT/data/synthetic$suffix}"
+    RUN_ROOT="${RUN_ROOT:-$ROOT/runs/$SCALE$suffix}"
+    SMOKE_JOBS="${SMOKE_JOBS:-2}"  # pretrainings side by side (2 cores: two one-thread runs)
     STEPS="$RUN_ROOT/steps"
     START=$(date +%s)
     mkdir -p "$STEPS"; : > "$STEPS/this_run.tsv"
@@ -206,21 +216,21 @@ tier_smoke() {
     timed install install
 
     [[ -d "$DATA_ROOT/imagefolder" ]] || rm -rf "$STEPS/data"
-    once data "" "$PY" -m pretrain.data.synthetic --out "$DATA_ROOT" --seed 0 --scale smoke
+    once data "" "$PY" -m pretrain.data.synthetic --out "$DATA_ROOT" --seed "$SMOKE_DATA_SEED" --scale smoke
 
     METHODS="${METHODS:-$(smoke_methods)}"
+    [[ "$METHODS" != all ]] || METHODS="$(smoke_methods all)"
     local M WHO FIRST="" steps=()  # SMOKE_STEPS=N shortens every pretraining run (a plumbing check)
     [[ -n "${SMOKE_STEPS:-}" ]] && steps=(optim.max_steps="$SMOKE_STEPS")
     declare -A extra=(  # what a smoke config needs from this run (one line per method)
         [pcd]="method.teacher.checkpoint=$RUN_ROOT/mocov2/checkpoint.pth"  # PCD distils the MoCo v2 smoke run
     )
-    for M in revisiting_plain revisiting_multicrop revisiting_constrained revisiting_aplus revisiting_knn; do
-        extra[$M]="data.root=$DATA_ROOT/coco"  # Revisiting pretrains on the (generated) COCO images
-    done
     SHAPES=(--dataset imagefolder --data "$DATA_ROOT/imagefolder" --dataset-name synthetic-shapes --test-split val)
-    RANDOM_IMAGENET=(--random-init --arch resnet18 --stem imagenet --method random_init)
+    # the smoke configs' backbone and input size (pretrain/configs/*_smoke.yaml: model.arch, data.image_size)
+    SMOKE_ARCH=resnet18_w16 SMOKE_SIZE=32
+    RANDOM_INIT=(--random-init --arch "$SMOKE_ARCH" --stem imagenet --method random_init)
     # SMOKE_JOBS=2: two pretrainings side by side (one thread each unless OMP_NUM_THREADS is set)
-    (( ${SMOKE_JOBS:-1} == 1 )) || export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+    (( SMOKE_JOBS == 1 )) || export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
     for M in $METHODS; do
         [[ -e "$RUN_ROOT/$M/backbone.pth" ]] || rm -rf "$STEPS/pretrain-$M"
         [[ -z "${extra[$M]:-}" ]] || wait  # it needs an earlier run's output: start it when those are done
@@ -236,11 +246,12 @@ tier_smoke() {
 
     # kNN and linear classification: each method vs random init (3 seeds; linear: seed 0)
     for WHO in $METHODS random0 random1 random2; do
-        if [[ "$WHO" == random* ]]; then B=("${RANDOM_IMAGENET[@]}" --seed "${WHO#random}"); IN=""
+        if [[ "$WHO" == random* ]]; then B=("${RANDOM_INIT[@]}" --seed "${WHO#random}"); IN=""
         else IN="$RUN_ROOT/$WHO/backbone.pth"; B=(--ckpt "$IN"); fi
-        once "knn-$WHO" "$IN" "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size 64 -k 20 -t 0.07 --scale smoke
+        once "knn-$WHO" "$IN" "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size "$SMOKE_SIZE" -k 20 -t 0.07 --scale smoke
         [[ "$WHO" == random[12] ]] || once "linear-$WHO" "$IN" \
-            "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100
+            "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100 \
+            --crop "$SMOKE_SIZE" --resize "$SMOKE_SIZE"
     done
 
     # L-BFGS transfer, VOC07 low-shot SVM, detectron2 detection and mmseg segmentation: pipeline

@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torchvision.models.resnet import Bottleneck
 
 from evaluation.provenance import atomic_writer, git_commit
 from pretrain.importers import LayoutError, import_backbone_state, import_teacher_state, load_weights_pickle
 from pretrain.models.lightweight import LightweightBackbone
-from pretrain.models.resnet import ResNetBackbone, build_backbone
+from pretrain.models.resnet import ARCHS, ResNetBackbone, build_backbone
 
 Backbone = ResNetBackbone | LightweightBackbone  # what build_backbone returns
 
@@ -190,11 +191,12 @@ def _infer_arch(state: Mapping[str, torch.Tensor], path) -> str:
     n_blocks = tuple(len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")})
                      for i in range(1, 5))
     bottleneck = any(k.endswith("conv3.weight") for k in state)
-    table = {((3, 4, 6, 3), True): "resnet50", ((3, 4, 23, 3), True): "resnet101",
-             ((2, 2, 2, 2), False): "resnet18", ((3, 4, 6, 3), False): "resnet34"}
-    if (n_blocks, bottleneck) not in table:
-        raise CheckpointError(f"{path}: cannot infer the ResNet depth (blocks per stage {n_blocks})")
-    return table[(n_blocks, bottleneck)]
+    width = int(state["conv1.weight"].shape[0])  # channels of the stem (64, or a narrow smoke ResNet's)
+    for arch, (block, layers, arch_width) in ARCHS.items():
+        if (tuple(layers), block is Bottleneck, arch_width) == (n_blocks, bottleneck, width):
+            return arch
+    raise CheckpointError(f"{path}: cannot infer the ResNet (blocks per stage {n_blocks}, "
+                          f"{'Bottleneck' if bottleneck else 'BasicBlock'}, stem width {width})")
 
 
 def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:

@@ -99,9 +99,13 @@ def test_user_records_default_to_an_ignored_folder():
 
 
 def test_smoke_methods_come_from_the_smoke_configs():
-    methods = _bash("source docker/run_all.sh; smoke_methods").stdout.split()
+    every = _bash("source docker/run_all.sh; smoke_methods all").stdout.split()
+    default = _bash("source docker/run_all.sh; smoke_methods").stdout.split()
+    variants = _bash('source docker/run_all.sh; echo "$SMOKE_VARIANTS"').stdout.split()
     configs = sorted(p.name[:-len("_smoke.yaml")] for p in (REPO / "pretrain/configs").glob("*_smoke.yaml"))
-    assert sorted(methods) == configs and methods[0] == "mocov2"
+    assert sorted(every) == configs and every[0] == default[0] == "mocov2"
+    assert variants and set(variants) <= set(configs)
+    assert sorted(default) == sorted(set(configs) - set(variants))  # every method, one config each by default
 
 
 def test_side_by_side_runs_at_most_smoke_jobs_commands_at_once(tmp_path):

@@ -40,11 +40,11 @@ import torch
 from torch import nn
 
 from pretrain.checkpoint import read_backbone, save
+from pretrain.models.resnet import resnet_spec
 from transfer.convert_detectron2 import ConversionError, norm_rescale
 
 # the mmseg backbone class whose keys and layers equal torchvision's ResNet
 MMSEG_BACKBONE = "ResNet"
-DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101}
 # output stride -> (strides, dilations) of the four stages; the first block of a dilated
 # stage keeps half the dilation (contract_dilation), as torchvision's replace_stride_with_dilation
 STAGES = {32: ((1, 2, 2, 2), (1, 1, 1, 1)), 16: ((1, 2, 2, 1), (1, 1, 1, 2)), 8: ((1, 2, 1, 1), (1, 1, 2, 4))}
@@ -53,12 +53,14 @@ STAGES = {32: ((1, 2, 2, 2), (1, 1, 1, 1)), 16: ((1, 2, 2, 1), (1, 1, 1, 2)), 8:
 def backbone_cfg(arch: str, output_stride: int = 8, norm_cfg: Mapping[str, Any] | None = None,
                  checkpoint: str | None = None) -> dict[str, Any]:
     """mmseg config dict of the torchvision-equivalent ResNet at ``output_stride``."""
-    if arch not in DEPTHS:
-        raise ConversionError(f"no mmseg ResNet for arch {arch!r}; supported: {sorted(DEPTHS)}")
+    try:
+        depth, width, _ = resnet_spec(arch)
+    except ValueError as err:
+        raise ConversionError(f"no mmseg ResNet for arch {arch!r}: {err}") from err
     if output_stride not in STAGES:
         raise ConversionError(f"output stride must be one of {sorted(STAGES)}, got {output_stride}")
     strides, dilations = STAGES[output_stride]
-    cfg = dict(type=MMSEG_BACKBONE, depth=DEPTHS[arch], num_stages=4, out_indices=(0, 1, 2, 3),
+    cfg = dict(type=MMSEG_BACKBONE, depth=depth, stem_channels=width, base_channels=width, num_stages=4, out_indices=(0, 1, 2, 3),
                strides=strides, dilations=dilations, contract_dilation=True, style="pytorch",
                deep_stem=False, avg_down=False, norm_eval=False,
                norm_cfg=dict(norm_cfg or dict(type="BN", requires_grad=True)))

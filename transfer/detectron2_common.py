@@ -4,6 +4,9 @@
   RESNETS.NORM), here also for BasicBlock ResNets: detectron2's own ``Res5ROIHeads`` always
   builds a Bottleneck res5, which cannot take an R18/R34 checkpoint, so for depth 18/34
   the head is the pretrained network's own res5 (BasicBlocks, 2 or 3 of them, 512 channels).
+- ``build_basic_resnet_backbone`` / ``build_basic_resnet_fpn_backbone``: detectron2's ResNet (its
+  ``BasicStem``, ``BasicBlock`` stages and ``FPN``) for BasicBlock ResNets whose width is not 64 --
+  the smoke scale's narrow ResNet-18 (``resnet18_w16``); detectron2's own builder asserts 64;
 - configs (``transfer/configs/detectron2/*.yaml``) resolved into a detectron2 CfgNode with
   the checkpoint's depth, the datasets, the device and (``--smoke``) tiny sizes;
 - weights: the suite checkpoint converted (transfer/convert_detectron2.py), placed under
@@ -30,8 +33,9 @@ from detectron2.data.datasets import register_coco_instances, register_pascal_vo
 from detectron2.engine import DefaultTrainer, hooks, launch
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.layers import get_norm
-from detectron2.modeling import ROI_HEADS_REGISTRY, build_model
-from detectron2.modeling.backbone.resnet import BasicBlock, ResNet
+from detectron2.modeling import BACKBONE_REGISTRY, ROI_HEADS_REGISTRY, build_model
+from detectron2.modeling.backbone.fpn import FPN, LastLevelMaxPool
+from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem, ResNet
 from detectron2.modeling.roi_heads import Res5ROIHeads
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
@@ -39,12 +43,11 @@ from detectron2.utils.logger import setup_logger
 
 from pretrain.checkpoint import read_backbone, save_backbone
 from pretrain.data.readers import DatasetError
-from pretrain.models.resnet import build_backbone
+from pretrain.models.resnet import build_backbone, resnet_spec
 from transfer.convert_detectron2 import (AUTHOR, decide_norm_rescale, norm_rescale, place_in_model,
                                         suite_to_detectron2, verify_loaded)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "detectron2"
-DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101}
 RES5_BLOCKS = {18: 2, 34: 3, 50: 3, 101: 3}
 NORM_RESCALE_HELP = ("PCD NormRescale factor (default: 0.25 for checkpoints whose method is 'pcd' in C4 "
                      "configs, none otherwise; 0 = off; a factor is refused for other methods and at --scale full)")
@@ -72,6 +75,33 @@ class Res5ROIHeadsExtraNorm(Res5ROIHeads):
 
 if "Res5ROIHeadsExtraNorm" not in ROI_HEADS_REGISTRY:
     ROI_HEADS_REGISTRY.register(Res5ROIHeadsExtraNorm)
+
+
+# ----------------------------------------------------------------------------- narrow backbones
+def build_basic_resnet_backbone(cfg, input_shape):
+    """A BasicBlock ResNet of any RES2_OUT_CHANNELS (stem STEM_OUT_CHANNELS), from detectron2's
+    own parts; the stage layout and freezing follow detectron2's ``build_resnet_backbone``."""
+    r = cfg.MODEL.RESNETS
+    blocks = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}[r.DEPTH]
+    stem = BasicStem(in_channels=input_shape.channels, out_channels=r.STEM_OUT_CHANNELS, norm=r.NORM)
+    stages, in_channels, out_channels = [], r.STEM_OUT_CHANNELS, r.RES2_OUT_CHANNELS
+    for index, count in enumerate(blocks):
+        stages.append(ResNet.make_stage(BasicBlock, count, stride_per_block=[1 if index == 0 else 2] + [1] * (count - 1),
+                                        in_channels=in_channels, out_channels=out_channels, norm=r.NORM))
+        in_channels, out_channels = out_channels, out_channels * 2
+    return ResNet(stem, stages, out_features=r.OUT_FEATURES, freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT)
+
+
+def build_basic_resnet_fpn_backbone(cfg, input_shape):
+    """``build_basic_resnet_backbone`` under detectron2's FPN, as ``build_resnet_fpn_backbone``."""
+    return FPN(bottom_up=build_basic_resnet_backbone(cfg, input_shape), in_features=cfg.MODEL.FPN.IN_FEATURES,
+               out_channels=cfg.MODEL.FPN.OUT_CHANNELS, norm=cfg.MODEL.FPN.NORM, top_block=LastLevelMaxPool(),
+               fuse_type=cfg.MODEL.FPN.FUSE_TYPE)
+
+
+for _builder in (build_basic_resnet_backbone, build_basic_resnet_fpn_backbone):
+    if _builder.__name__ not in BACKBONE_REGISTRY:
+        BACKBONE_REGISTRY.register(_builder)
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -149,8 +179,10 @@ def build_cfg(config: str, arch: str, *, train: list[DatasetSpec], test: Dataset
               device: str, num_gpus: int, out_dir: Path, smoke: bool, max_iter: int | None,
               opts: list[str], seed: int) -> tuple[CfgNode, dict[str, Any]]:
     """The resolved detectron2 config and what was changed from the YAML (for the record)."""
-    if arch not in DEPTHS:
-        raise SystemExit(f"detectron2 transfer supports {sorted(DEPTHS)}, not {arch}")
+    try:
+        depth, width, channels = resnet_spec(arch)
+    except ValueError as err:
+        raise SystemExit(f"detectron2 transfer: {err}") from err
     cfg = get_cfg()
     cfg.merge_from_file(str(config_path(config)))
     changes: dict[str, Any] = {}
@@ -164,10 +196,18 @@ def build_cfg(config: str, arch: str, *, train: list[DatasetSpec], test: Dataset
             changes[key] = list(value) if isinstance(value, tuple) else value
             node[leaf] = value
 
-    depth = DEPTHS[arch]
     put("MODEL.RESNETS.DEPTH", depth)
+    put("MODEL.RESNETS.STEM_OUT_CHANNELS", width)
+    put("MODEL.RESNETS.RES2_OUT_CHANNELS", channels[0])
+    if depth >= 50:
+        put("MODEL.RESNETS.WIDTH_PER_GROUP", width // cfg.MODEL.RESNETS.NUM_GROUPS)
+    if depth < 50 and width != 64:  # detectron2's builder takes 64 channels only
+        names = {"build_resnet_backbone": "build_basic_resnet_backbone",
+                 "build_resnet_fpn_backbone": "build_basic_resnet_fpn_backbone"}
+        if cfg.MODEL.BACKBONE.NAME not in names:
+            raise SystemExit(f"config {config}: no {cfg.MODEL.BACKBONE.NAME} for the {width}-channel {arch}")
+        put("MODEL.BACKBONE.NAME", names[cfg.MODEL.BACKBONE.NAME])
     if depth < 50:
-        put("MODEL.RESNETS.RES2_OUT_CHANNELS", 64)
         if cfg.MODEL.RESNETS.RES5_DILATION != 1:
             raise SystemExit(f"config {config}: detectron2 has no dilated res5 for BasicBlock ResNets ({arch})")
     put("MODEL.ROI_HEADS.NUM_CLASSES", num_classes)

@@ -39,6 +39,7 @@ from evaluation.provenance import REPO_ROOT
 from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from pretrain.checkpoint import read_backbone
 from pretrain.data.readers import DatasetError
+from pretrain.models.resnet import resnet_spec
 from transfer.common import add_common_args, add_repeats_arg, parse_common, resolve_repeats
 from transfer.convert_detectron2 import decide_norm_rescale
 from transfer.convert_mmseg import backbone_cfg, convert, verify_loaded
@@ -51,9 +52,6 @@ PROTOCOLS = {
 }
 # --smoke: a few iterations at a tiny crop, single process, evaluation end to end
 SMOKE = {"iters": 2, "batch": 2, "crop": 64, "workers": 0}
-# stage output channels (C4, C5) of the torchvision ResNets
-STAGE_CHANNELS = {"resnet18": (256, 512), "resnet34": (256, 512), "resnet50": (1024, 2048),
-                  "resnet101": (1024, 2048)}
 
 
 # ------------------------------------------------------------------ registered parts
@@ -165,7 +163,7 @@ def set_backbone(cfg, arch: str, output_stride: int, checkpoint: str | None) -> 
     """The torchvision-layout mmseg ResNet of ``arch`` and heads/neck sized for it."""
     norm_cfg = cfg.model.backbone.get("norm_cfg")
     cfg.model.backbone = backbone_cfg(arch, output_stride, norm_cfg, checkpoint)
-    channels = (None, None) + STAGE_CHANNELS[arch]  # by stage index 0..3; 0/1 unused by heads
+    channels = resnet_spec(arch)[2]  # by stage index 0..3
     for key in ("decode_head", "auxiliary_head", "neck"):
         head = cfg.model.get(key)
         if head and "in_index" in head:

@@ -22,11 +22,15 @@ from torchvision.models import resnet as tvr
 
 from pretrain.models.lightweight import LIGHTWEIGHT_ARCHS, LightweightBackbone
 
-ARCHS: dict[str, tuple[type[nn.Module], list[int]]] = {
-    "resnet18": (tvr.BasicBlock, [2, 2, 2, 2]),
-    "resnet34": (tvr.BasicBlock, [3, 4, 6, 3]),
-    "resnet50": (tvr.Bottleneck, [3, 4, 6, 3]),
-    "resnet101": (tvr.Bottleneck, [3, 4, 23, 3]),
+# arch -> (block, blocks per stage, width: channels of the stem and the first stage)
+ARCHS: dict[str, tuple[type[nn.Module], list[int], int]] = {
+    "resnet18": (tvr.BasicBlock, [2, 2, 2, 2], 64),
+    "resnet34": (tvr.BasicBlock, [3, 4, 6, 3], 64),
+    "resnet50": (tvr.Bottleneck, [3, 4, 6, 3], 64),
+    "resnet101": (tvr.Bottleneck, [3, 4, 23, 3], 64),
+    # smoke scale only: a ResNet-18 with a quarter of the channels (16-32-64-128), ~8x fewer
+    # FLOPs, so that every method's smoke pretraining fits in a CPU minute or two
+    "resnet18_w16": (tvr.BasicBlock, [2, 2, 2, 2], 16),
 }
 STEMS = ("imagenet", "cifar")
 STAGES = ("C2", "C3", "C4", "C5")
@@ -43,14 +47,23 @@ class ResNetBackbone(tvr.ResNet):
             raise ValueError(f"unknown stem {stem!r}; expected one of {STEMS}")
         if output_stride not in _DILATIONS:
             raise ValueError(f"output_stride must be one of {sorted(_DILATIONS)}, got {output_stride}")
-        block, layers = ARCHS[arch]
+        block, layers, width = ARCHS[arch]
         super().__init__(block, layers, zero_init_residual=zero_init_residual)
+        if width != 64:  # torchvision builds 64 channels: rebuild stem and stages, same key names
+            self.inplanes = width
+            self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
+            self.layer1 = self._make_layer(block, width, layers[0])
+            for i in (2, 3, 4):
+                setattr(self, f"layer{i}", self._make_layer(block, width * 2 ** (i - 1), layers[i - 1], stride=2))
+            _init_like_torchvision(self, zero_init_residual)
         self.arch, self.stem, self.output_stride = arch, stem, output_stride
-        self.num_features = 512 * block.expansion
-        self.stage_channels = {f"C{i + 2}": 64 * 2 ** i * block.expansion for i in range(4)}
+        self.width = width
+        self.num_features = 8 * width * block.expansion
+        self.stage_channels = {f"C{i + 2}": width * 2 ** i * block.expansion for i in range(4)}
         self.fc = nn.Identity()
         if stem == "cifar":
-            self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
             nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
             self.maxpool = nn.Identity()
         previous = 1
@@ -80,6 +93,22 @@ class ResNetBackbone(tvr.ResNet):
         return f"arch={self.arch}, stem={self.stem}, output_stride={self.output_stride}"
 
 
+def _init_like_torchvision(model: nn.Module, zero_init_residual: bool) -> None:
+    """torchvision ResNet's initialisation, for stages rebuilt after its constructor."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    if zero_init_residual:
+        for m in model.modules():
+            if isinstance(m, tvr.Bottleneck):
+                nn.init.zeros_(m.bn3.weight)
+            elif isinstance(m, tvr.BasicBlock):
+                nn.init.zeros_(m.bn2.weight)
+
+
 def dilate_stage(stage: nn.Sequential, dilation: int, first_block_dilation: int = 1) -> None:
     """Turn a strided ResNet stage into a dilated one (DeepLab style), in place.
 
@@ -97,6 +126,17 @@ def dilate_stage(stage: nn.Sequential, dilation: int, first_block_dilation: int 
 
 
 ALL_ARCHS = (*ARCHS, *LIGHTWEIGHT_ARCHS)
+
+
+def resnet_spec(arch: str) -> tuple[int, int, tuple[int, int, int, int]]:
+    """``(depth, width, stage channels C2..C5)`` of a ResNet ``arch``: the depth as torchvision,
+    detectron2 and mmseg number it (18, 34, 50, 101), the width of the stem and first stage (64
+    for the standard networks). ``ValueError`` for an arch that is not a ResNet here."""
+    if arch not in ARCHS:
+        raise ValueError(f"not a ResNet of this suite: {arch!r}; expected one of {sorted(ARCHS)}")
+    block, layers, width = ARCHS[arch]
+    depth = sum(layers) * (3 if block is tvr.Bottleneck else 2) + 2
+    return depth, width, tuple(width * 2 ** i * block.expansion for i in range(4))
 
 
 def build_backbone(arch: str = "resnet50", stem: str = "imagenet", output_stride: int = 32,

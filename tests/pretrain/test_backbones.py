@@ -12,7 +12,8 @@ def test_keys_are_torchvision_minus_fc(arch, ctor):
     assert ours == theirs
 
 
-@pytest.mark.parametrize("arch,channels", [("resnet18", (64, 128, 256, 512)), ("resnet50", (256, 512, 1024, 2048))])
+@pytest.mark.parametrize("arch,channels", [("resnet18", (64, 128, 256, 512)), ("resnet50", (256, 512, 1024, 2048)),
+                                           ("resnet18_w16", (16, 32, 64, 128))])
 @pytest.mark.parametrize("stem,size,first_stride", [("cifar", 32, 1), ("cifar", 64, 1), ("imagenet", 224, 4), ("imagenet", 64, 4)])
 def test_stage_shapes(arch, channels, stem, size, first_stride):
     model = build_backbone(arch, stem=stem).eval()
@@ -23,6 +24,17 @@ def test_stage_shapes(arch, channels, stem, size, first_stride):
         side = size // (first_stride * 2 ** i)
         assert stages[name].shape == (2, channels[i], side, side), name
     assert pooled.shape == (2, channels[-1]) and model.num_features == channels[-1]
+
+
+def test_narrow_resnet18_has_resnet18_keys_with_a_quarter_of_the_channels():
+    from pretrain.models.resnet import resnet_spec
+    narrow, full = build_backbone("resnet18_w16").state_dict(), build_backbone("resnet18").state_dict()
+    assert narrow.keys() == full.keys()
+    for key, tensor in narrow.items():
+        if tensor.dim() == 4:  # conv: out and in channels a quarter (the stem's 3 input channels stay)
+            assert tensor.shape[0] * 4 == full[key].shape[0] and tensor.shape[1] in (3, full[key].shape[1] // 4), key
+    assert resnet_spec("resnet18_w16") == (18, 16, (16, 32, 64, 128))
+    assert resnet_spec("resnet50") == (50, 64, (256, 512, 1024, 2048)) and resnet_spec("resnet34")[0] == 34
 
 
 @pytest.mark.parametrize("output_stride,flags", [(16, [False, False, True]), (8, [False, True, True])])

@@ -85,7 +85,7 @@ def test_byol_smoke_run_exports_backbone(generated, tmp_path):
         "optim.max_steps=2", "method.hidden_dim=64", "train.quiet=true"])
     path = train(config)
     model, meta = ckpt.load_backbone(path)
-    assert meta["method"] == "byol" and meta["arch"] == "resnet18"
+    assert meta["method"] == "byol" and meta["arch"] == config["model"]["arch"] == "resnet18_w16"
     assert (meta["config"], meta["scale"], meta["reproduces"]) == (config["name"], config["scale"], [])
     losses = [float(loss) for _, loss in _losses(tmp_path / "byol")]
     assert len(losses) == 2 and all(0 <= v <= 8 for v in losses)  # two summed terms, each in [0, 4]

@@ -342,7 +342,7 @@ def test_engine_distils_from_a_suite_teacher_and_resumes_exactly(generated, tmp_
             assert torch.equal(state["teacher.backbone." + key[len("encoder_k."):]], value), key
     assert torch.equal(state["teacher.head.0.weight"][:, :, 0, 0], teacher_state["head_k.0.weight"])
     payload = ckpt.read_backbone(tmp_path / "a" / "backbone.pth")
-    assert payload["method"] == "pcd" and payload["arch"] == "resnet18"  # what the harnesses key NormRescale on
+    assert payload["method"] == "pcd" and payload["arch"] == "resnet18_w16"  # what the harnesses key NormRescale on
 
     killed_run(pcd(tmp_path / "b"), 2)
     train(pcd(tmp_path / "b"), resume="auto")

@@ -256,22 +256,22 @@ def test_views_shapes_counts_and_small_crops_stay_out_of_the_key_path(variant):
     method = build_method(config)
     n_small = config["method"]["small_crops"]
     assert len(method.views) == 2 + n_small
-    assert [v.size for v in method.views] == [64, 64] + [32] * n_small
+    assert [v.size for v in method.views] == [32, 32] + [16] * n_small
     assert all(v.scale == (0.05, 0.14) for v in method.views[2:])
     assert all(v.overlap_with == (1 if config["method"].get("constrained") else -1) for v in method.views[2:])
     images = torch.randint(0, 256, (8, 3, 128, 128), dtype=torch.uint8)
     sizes = torch.tensor([[128, 96]] * 4 + [[80, 128]] * 4)
     g = torch.Generator().manual_seed(0)
     views = [v for v, _ in A.make_view_set(images, method.views, g, sizes=sizes)]
-    assert [tuple(v.shape) for v in views] == [(8, 3, 64, 64)] * 2 + [(8, 3, 32, 32)] * n_small
+    assert [tuple(v.shape) for v in views] == [(8, 3, 32, 32)] * 2 + [(8, 3, 16, 16)] * n_small
     seen = {"q": [], "k": []}
     method.moco.encoder_q.register_forward_pre_hook(lambda m, i: seen["q"].append(tuple(i[0].shape)))
     method.moco.encoder_k.register_forward_pre_hook(lambda m, i: seen["k"].append(tuple(i[0].shape)))
     method.begin_step(10.0, g)
     loss, logs = method(views)
     loss.backward()
-    assert seen["k"] == [(8, 3, 64, 64)]                       # only the anchor
-    assert seen["q"] == [(8, 3, 64, 64)] + ([(8 * n_small, 3, 32, 32)] if n_small else [])  # small crops: one pass
+    assert seen["k"] == [(8, 3, 32, 32)]                       # only the anchor
+    assert seen["q"] == [(8, 3, 32, 32)] + ([(8 * n_small, 3, 16, 16)] if n_small else [])  # small crops: one pass
     assert int(method.moco.queue.ptr) == 8                     # only the anchors' keys enqueued
     if variant == "knn":
         assert int(method.queue_g.ptr) == 8 and logs["knn"] > 0
@@ -302,7 +302,8 @@ def test_knn_loss_starts_after_its_epochs_and_positives_sum_scales():
 
 def _engine_config(generated, out_dir):
     return load_config(CONFIG_DIR / "revisiting_knn_smoke.yaml", [
-        f"data.root={generated['coco']}", f"train.out_dir={out_dir}", "monitor=null", "optim.batch_size=8",
+        f"data.root={generated['coco']}", "data.kind=coco", "data.split=train2017", "data.keep_aspect=true",
+        f"train.out_dir={out_dir}", "monitor=null", "optim.batch_size=8",
         "optim.max_steps=6", "method.queue_size=32", "method.hidden_dim=32", "method.knn.k=5",
         "method.knn.start_epochs=0.5", "data.image_size=64", "views.default.size=32", "views.small.size=16",
         "train.checkpoint_every=3", "train.quiet=true", "train.deterministic=true"])

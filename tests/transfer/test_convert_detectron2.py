@@ -45,7 +45,8 @@ EXPECTED_NAMES = {
 
 
 @pytest.mark.parametrize("config,arch", [("coco_C4_1x", "resnet18"), ("coco_FPN_1x", "resnet18"),
-                                         ("coco_C4_1x", "resnet50")])
+                                         ("coco_C4_1x", "resnet50"), ("coco_C4_1x", "resnet18_w16"),
+                                         ("coco_FPN_1x", "resnet18_w16")])
 def test_round_trip_every_tensor_lands(config, arch, tmp_path):
     backbone = _backbone(arch)
     path = save_backbone(tmp_path / "b.pth", backbone, method="unit")

@@ -25,7 +25,7 @@ def _random_trained(arch, path):
     return save_backbone(path, model, method="test"), model
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50", "resnet18_w16"])
 def test_round_trip_every_tensor_lands_identical(tmp_path, arch):
     src, model = _random_trained(arch, tmp_path / "backbone.pth")
     out, state, meta = convert(src, tmp_path / "mmseg.pth")
@@ -36,7 +36,7 @@ def test_round_trip_every_tensor_lands_identical(tmp_path, arch):
     assert load_and_verify(out, arch, output_stride=8) == len(source)
 
 
-@pytest.mark.parametrize("arch, strides", [("resnet50", (32, 16, 8)), ("resnet18", (32,))])
+@pytest.mark.parametrize("arch, strides", [("resnet50", (32, 16, 8)), ("resnet18", (32,)), ("resnet18_w16", (32,))])
 def test_mmseg_resnet_computes_the_torchvision_function(tmp_path, arch, strides):
     """Same keys is not enough: the mmseg class must be the same network (7x7 stem, stride in
     the 3x3 conv, dilation pattern of torchvision's replace_stride_with_dilation) -- equal

@@ -79,7 +79,8 @@ def _suite_c4_c5(ckpt, image_path):
     return stages["C4"], stages["C5"]
 
 
-@pytest.mark.parametrize("config,arch", [("voc_C4_24k", "resnet50"), ("coco_C4_1x", "resnet18")])
+@pytest.mark.parametrize("config,arch", [("voc_C4_24k", "resnet50"), ("coco_C4_1x", "resnet18"),
+                                         ("coco_C4_1x", "resnet18_w16")])
 def test_c4_and_c5_equal_the_suite_backbone(config, arch, tmp_path):
     ckpt = _checkpoint(arch, tmp_path)
     cfg, _ = build_cfg(config, arch, train=[DUMMY], test=DUMMY, num_classes=3, device="cpu", num_gpus=1,
