@@ -74,7 +74,7 @@ fi
 # and cache the wheel.
 MMCV_WHEEL="$(ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n1 || true)"
 if [[ -z "$MMCV_WHEEL" ]]; then
-    log "step 3/4: building mmcv $MMCV_VERSION with ops (about 8 minutes on 2 cores, once)"
+    log "step 3/4: building mmcv $MMCV_VERSION with ops (once; measured 20-36 minutes on 2 cores)"
     tmp="$(mktemp -d)"
     "$PY" -m pip download -q --no-deps --no-binary=:all: -d "$tmp" "mmcv==$MMCV_VERSION"
     tar -xzf "$tmp"/mmcv-$MMCV_VERSION.tar.gz -C "$tmp"

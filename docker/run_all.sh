@@ -190,6 +190,7 @@ side_by_side() {
     if (( ${SMOKE_JOBS:-1} <= 1 )); then "$@"; return; fi  # in the foreground (Ctrl-C stops it)
     while (( $(jobs -rp | wc -l) >= ${SMOKE_JOBS:-1} )); do wait -n || true; done
     "$@" &
+    LAST_JOB=$!
 }
 
 # timed NAME COMMAND...: a step with its own cache (install, collector): always run, timed
@@ -220,11 +221,13 @@ tier_smoke() {
 
     METHODS="${METHODS:-$(smoke_methods)}"
     [[ "$METHODS" != all ]] || METHODS="$(smoke_methods all)"
-    local M WHO FIRST="" steps=()  # SMOKE_STEPS=N shortens every pretraining run (a plumbing check)
+    local M W WHO FIRST="" steps=()  # SMOKE_STEPS=N shortens every pretraining run (a plumbing check)
     [[ -n "${SMOKE_STEPS:-}" ]] && steps=(optim.max_steps="$SMOKE_STEPS")
-    declare -A extra=(  # what a smoke config needs from this run (one line per method)
+    declare -A extra=(  # what a smoke config needs from this run (one line per method) ...
         [pcd]="method.teacher.checkpoint=$RUN_ROOT/mocov2/checkpoint.pth"  # PCD distils the MoCo v2 smoke run
-    )
+    ) after=(  # ... and the pretraining that makes it
+        [pcd]=mocov2
+    ) job=()
     SHAPES=(--dataset imagefolder --data "$DATA_ROOT/imagefolder" --dataset-name synthetic-shapes --test-split val)
     # the smoke configs' backbone and input size (pretrain/configs/*_smoke.yaml: model.arch, data.image_size)
     SMOKE_ARCH=resnet18_w16 SMOKE_SIZE=32
@@ -233,23 +236,27 @@ tier_smoke() {
     (( SMOKE_JOBS == 1 )) || export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
     for M in $METHODS; do
         [[ -e "$RUN_ROOT/$M/backbone.pth" ]] || rm -rf "$STEPS/pretrain-$M"
-        [[ -z "${extra[$M]:-}" ]] || wait  # it needs an earlier run's output: start it when those are done
+        W="${after[$M]:-}"  # it needs that run's output: start it when that run is done
+        [[ -z "$W" || -z "${job[$W]:-}" ]] || wait "${job[$W]}" || true
+        LAST_JOB=""
         # shellcheck disable=SC2086
         side_by_side once "pretrain-$M" "pretrain/configs/${M}_smoke.yaml" "$PY" -m pretrain \
             --config "pretrain/configs/${M}_smoke.yaml" --resume auto data.root="$DATA_ROOT/imagefolder" \
             train.out_dir="$RUN_ROOT/$M" train.quiet=true ${extra[$M]:-} "${steps[@]}"
+        job[$M]="$LAST_JOB"
     done
     wait
     for M in $METHODS; do
         [[ -n "$FIRST" || ! -e "$RUN_ROOT/$M/backbone.pth" ]] || FIRST="$RUN_ROOT/$M/backbone.pth"
     done
 
-    # kNN and linear classification: each method vs random init (3 seeds; linear: seed 0)
+    # kNN and linear classification: each method vs random init (3 seeds; linear: seed 0). Every
+    # evaluation runs side by side as the pretrainings do (SMOKE_JOBS); `wait` before the collector.
     for WHO in $METHODS random0 random1 random2; do
         if [[ "$WHO" == random* ]]; then B=("${RANDOM_INIT[@]}" --seed "${WHO#random}"); IN=""
         else IN="$RUN_ROOT/$WHO/backbone.pth"; B=(--ckpt "$IN"); fi
-        once "knn-$WHO" "$IN" "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size "$SMOKE_SIZE" -k 20 -t 0.07 --scale smoke
-        [[ "$WHO" == random[12] ]] || once "linear-$WHO" "$IN" \
+        side_by_side once "knn-$WHO" "$IN" "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size "$SMOKE_SIZE" -k 20 -t 0.07 --scale smoke
+        [[ "$WHO" == random[12] ]] || side_by_side once "linear-$WHO" "$IN" \
             "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100 \
             --crop "$SMOKE_SIZE" --resize "$SMOKE_SIZE"
     done
@@ -258,21 +265,22 @@ tier_smoke() {
     # checks on the first pretrained backbone (ImageNet stem)
     FIRST="${FIRST:-$RUN_ROOT/${METHODS%% *}/backbone.pth}"
     once data-transfer "" "$PY" -m pretrain.data.synthetic_transfer --out "$DATA_ROOT/transfer"
-    once lbfgs-dtd "$FIRST" "$PY" transfer/lbfgs_transfer.py --smoke --ckpt "$FIRST" --dataset dtd \
+    side_by_side once lbfgs-dtd "$FIRST" "$PY" transfer/lbfgs_transfer.py --smoke --ckpt "$FIRST" --dataset dtd \
         --data "$DATA_ROOT/transfer/dtd" --image-size 64
-    once lowshot-voc07 "$FIRST" "$PY" transfer/lowshot_svm.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit"
-    once det-coco "$FIRST" "$PY" transfer/coco_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/coco" --out "$RUN_ROOT/det/coco"
-    once det-voc "$FIRST" "$PY" transfer/voc_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --out "$RUN_ROOT/det/voc"
-    once seg-voc "$FIRST" "$PY" transfer/voc_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" \
+    side_by_side once lowshot-voc07 "$FIRST" "$PY" transfer/lowshot_svm.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit"
+    side_by_side once det-coco "$FIRST" "$PY" transfer/coco_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/coco" --out "$RUN_ROOT/det/coco"
+    side_by_side once det-voc "$FIRST" "$PY" transfer/voc_det.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" --out "$RUN_ROOT/det/voc"
+    side_by_side once seg-voc "$FIRST" "$PY" transfer/voc_seg.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/VOCdevkit" \
         --work-dir "$RUN_ROOT/seg/voc"
-    once seg-cityscapes "$FIRST" "$PY" transfer/cityscapes_seg.py --smoke --ckpt "$FIRST" \
+    side_by_side once seg-cityscapes "$FIRST" "$PY" transfer/cityscapes_seg.py --smoke --ckpt "$FIRST" \
         --data "$DATA_ROOT/cityscapes" --work-dir "$RUN_ROOT/seg/cityscapes"
     # dense frozen features (Revisiting): DAVIS label propagation (the generated 192x108 frames
     # need --input-scale 1) and VOC segment retrieval (the generated VOC has no SBD: --bank train)
-    once davis "$FIRST" "$PY" transfer/davis.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/DAVIS" \
+    side_by_side once davis "$FIRST" "$PY" transfer/davis.py --smoke --ckpt "$FIRST" --data "$DATA_ROOT/DAVIS" \
         --input-scale 1 --out "$RUN_ROOT/davis"
-    once retrieval-voc "$FIRST" "$PY" transfer/segment_retrieval.py --smoke --ckpt "$FIRST" \
+    side_by_side once retrieval-voc "$FIRST" "$PY" transfer/segment_retrieval.py --smoke --ckpt "$FIRST" \
         --data "$DATA_ROOT/VOCdevkit" --bank train --out "$RUN_ROOT/retrieval"
+    wait
 
     timed collect collector
     echo "done in $(( $(date +%s) - START )) s; reference + your records: $RESULTS/REPORT.md" \

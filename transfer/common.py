@@ -121,6 +121,26 @@ class ResizeCenterCrop(Dataset):
         return image[:, o:o + c, o:o + c], label
 
 
+class ResizeSquare(Dataset):
+    """(uint8 CHW tensor, label) of a reader's (PIL image, label) items: the whole image resized to
+    ``size`` x ``size`` (aspect ratio not kept, no crop) by torchvision's ``Resize((size, size))``
+    with its default bilinear interpolation -- Revisiting App. A.2's transfer transform ("resize all
+    images to 224x224 pixels using the Resize transform in PyTorch", no augmentation)."""
+
+    def __init__(self, reader, size: int):
+        self.reader, self.size = reader, size
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from torchvision.transforms import functional as TF
+
+        image, label = self.reader[index]
+        image = TF.resize(image.convert("RGB"), [self.size, self.size], interpolation=TF.InterpolationMode.BILINEAR)
+        return TF.pil_to_tensor(image), label
+
+
 # The papers average their fine-tuning results over 5 runs: MoCo's detection README ("means of
 # 5 trials", VOC), PCD seed 002 Sec. 4.1 ("average AP50 and AP over 5 runs" VOC; "average IoU ...
 # over 5 runs" Cityscapes), DenseCL/LEWEL VOC segmentation ("averaged over 5 trials",

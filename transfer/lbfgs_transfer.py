@@ -17,6 +17,10 @@ iterations, one warm-started classifier walking wd upwards (Ericsson's path), C 
 the validation split (official where the dataset has one, else a random 20% of train,
 numpy seed 0), refit on train+val, scored on test.
 
+``--preset revisiting`` is Revisiting's variant of it (seed 004 App. A.2): every image resized
+to 224x224 without a crop (torchvision's ``Resize((224, 224))``, bilinear; ``--resize square``)
+and the L2 constant among 45 values log-spaced in [1e-5, 1e5] (``--wd-range 1e-5 1e5``).
+
 Defaults are the published protocol: ``--solver sklearn`` (scikit-learn's
 ``LogisticRegression(solver="lbfgs")``), raw features, float64. ``--solver torch`` is
 the same objective with torch.optim.LBFGS (CPU or GPU; ``--dtype float32`` for speed) and
@@ -42,11 +46,16 @@ from transfer.common import append_record  # adds the checkpoint's `reproduces` 
 from pretrain.data.loading import DATASET_KINDS, open_dataset
 from pretrain.data.transfer_readers import KINDS, SPECS, Subset, protocol_splits, random_val_indices
 from pretrain.features import extract_features
-from transfer.common import ResizeCenterCrop, add_common_args, add_dataset_args, backbone_from_args, parse_common
+from transfer.common import (ResizeCenterCrop, ResizeSquare, add_common_args, add_dataset_args, backbone_from_args,
+                             parse_common)
 
 GENERIC_NAMES = {"imagefolder": None, "tinyimagenet": "Tiny-ImageNet", "stl10": "STL-10"}
 SMOKE_GRID = 5  # C values at --smoke
 SMOKE_IMAGE_SIZE = 32
+# the image transform and the L2 (wd = 1/C) range of each published variant of the protocol
+RESIZES = {"shorter-crop": "shorter side, bicubic, centre crop", "square": "whole image to a square, bilinear, no crop"}
+PRESETS = {"ericsson": {"resize": "shorter-crop", "wd_range": (1e-6, 1e5)},    # Ericsson et al.; ReSSL Table 9
+           "revisiting": {"resize": "square", "wd_range": (1e-5, 1e5)}}       # seed 004 App. A.2
 
 
 def splits_for(args) -> dict:
@@ -66,8 +75,9 @@ def splits_for(args) -> dict:
 
 def features(backbone, reader, args, desc: str) -> tuple[np.ndarray, np.ndarray]:
     """(float32 features, labels) of a reader; VOC2007 labels are its 0/1 label rows."""
-    x, y = extract_features(backbone, ResizeCenterCrop(reader, args.image_size, args.image_size), args.device,
-                            args.batch_size, args.workers, desc=desc)
+    images = (ResizeSquare(reader, args.image_size) if args.resize == "square"
+              else ResizeCenterCrop(reader, args.image_size, args.image_size))
+    x, y = extract_features(backbone, images, args.device, args.batch_size, args.workers, desc=desc)
     x, y = x.cpu().numpy(), y.cpu().numpy()
     if args.dataset == "voc2007":
         y = reader.multi_hot[y]
@@ -85,6 +95,14 @@ def main(argv: list[str] | None = None) -> float:
                         help="share of train held out as val where there is no official val split")
     parser.add_argument("--image-size", type=int, default=None,
                         help="resize (shorter side, bicubic) + centre crop side; protocol 224 (smoke: 32)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="ericsson",
+                        help="the published variant: ericsson (default; ReSSL Table 9) or revisiting (224x224 "
+                             "resize without crop, wd in [1e-5, 1e5]); --resize / --wd-range override it")
+    parser.add_argument("--resize", choices=sorted(RESIZES), default=None,
+                        help="shorter-crop: shorter side to --image-size (bicubic) + centre crop; square: the whole "
+                             "image resized to --image-size x --image-size (bilinear, no crop)")
+    parser.add_argument("--wd-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                        help="L2 constants (wd = 1/C) of the sweep, log-spaced (ericsson: 1e-6 1e5)")
     parser.add_argument("--solver", choices=SOLVERS, default="sklearn",
                         help="sklearn = LogisticRegression(lbfgs), the published protocol (default); "
                              "torch = torch.optim.LBFGS on the same objective (recorded as a deviation)")
@@ -103,6 +121,9 @@ def main(argv: list[str] | None = None) -> float:
     args = parse_common(parser, argv)
     args.image_size = args.image_size or (SMOKE_IMAGE_SIZE if args.smoke else 224)
     args.grid_size = args.grid_size or (SMOKE_GRID if args.smoke else 45)
+    preset = PRESETS[args.preset]
+    args.resize = args.resize or preset["resize"]
+    args.wd_range = tuple(args.wd_range or preset["wd_range"])
     spec = SPECS.get(args.dataset)
     metric = spec.metric if spec else "top1"
     dataset = args.dataset_name or (spec.name if spec else GENERIC_NAMES.get(args.dataset)) or args.dataset
@@ -112,7 +133,11 @@ def main(argv: list[str] | None = None) -> float:
     if args.scale == "full" and reduced:
         parser.error(f"--scale full contradicts the reduced settings {reduced}")
     changed = [flag for flag, on in (("--standardize", args.standardize),
-                                     ("--path ascending", args.path != "ericsson")) if on]
+                                     ("--path ascending", args.path != "ericsson"),
+                                     (f"--resize {args.resize} (preset {args.preset}: {preset['resize']})",
+                                      args.resize != preset["resize"]),
+                                     (f"--wd-range {args.wd_range} (preset {args.preset}: {preset['wd_range']})",
+                                      args.wd_range != tuple(preset["wd_range"]))) if on]
     if args.scale == "full" and changed:
         parser.error(f"--scale full is the published protocol; {', '.join(changed)} changes it")
     if args.solver == "sklearn" and args.dtype != "float64":
@@ -129,10 +154,11 @@ def main(argv: list[str] | None = None) -> float:
         features(backbone, splits[s], args, f"{s} features") for s in ("train", "val", "test"))
     feature_time = time.perf_counter() - start
     result = linear_transfer(x_train, y_train, x_val, y_val, x_test, y_test, metric=metric,
-                             grid=protocol_grid(args.grid_size), solver=args.solver,
+                             grid=protocol_grid(args.grid_size, *args.wd_range), solver=args.solver,
                              standardize=args.standardize, max_iter=args.max_iter, tol=args.tol,
                              device=args.device, dtype=getattr(torch, args.dtype), path=args.path, progress=True)
-    protocol = {**result.protocol(), "image_size": args.image_size, "resize": "shorter side, bicubic",
+    protocol = {**result.protocol(), "preset": args.preset, "image_size": args.image_size,
+                "resize": RESIZES[args.resize], "wd_range": list(args.wd_range),
                 "feature_input": "raw global-pooled backbone output" if not args.standardize
                 else "standardised with the training rows' mean/std",
                 "standardize": args.standardize, "max_iter": args.max_iter, "tol": args.tol,

@@ -66,3 +66,39 @@ def test_full_scale_refuses_a_changed_protocol(tmp_path, flags, capsys):
         lbfgs_transfer.main(["--scale", "full", "--random-init", "--arch", "resnet50", "--dataset", "dtd",
                              "--data", str(tmp_path), *flags])
     assert "published protocol" in capsys.readouterr().err
+
+
+def test_resize_square_keeps_the_whole_image():
+    """Revisiting's transform squeezes the whole image (no crop): both ends of a wide image survive;
+    the Ericsson transform's centre crop cuts them off."""
+    from PIL import Image
+
+    from transfer.common import ResizeCenterCrop, ResizeSquare
+
+    wide = Image.new("RGB", (60, 20), (0, 0, 255))
+    wide.paste((255, 0, 0), (0, 0, 10, 20))  # a red strip at the far left
+    reader = [(wide, 3)]
+    square, label = ResizeSquare(reader, 8)[0]
+    assert square.shape == (3, 8, 8) and label == 3
+    assert square[0, :, 0].float().mean() > 200 and square[2, :, -1].float().mean() > 200  # red left, blue right
+    cropped, _ = ResizeCenterCrop(reader, 8, 8)[0]
+    assert cropped[0].float().max() < 60  # the centre crop never sees the red strip
+
+
+def test_revisiting_preset_is_recorded(tmp_path, smoke_checkpoint):
+    root = synthetic_transfer.generate(tmp_path / "data", kinds=["dtd"])["dtd"]
+    results = tmp_path / "runs"
+    lbfgs_transfer.main(["--smoke", "--ckpt", str(smoke_checkpoint("resnet18", "cifar")), "--dataset", "dtd",
+                         "--data", str(root), "--results", str(results), "--device", "cpu", "--preset", "revisiting"])
+    protocol = json.loads((results / "transfer_linear.jsonl").read_text().splitlines()[0])["protocol"]
+    from evaluation.logreg import protocol_grid
+    assert protocol["preset"] == "revisiting" and protocol["wd_range"] == [1e-5, 1e5]
+    assert protocol["resize"].startswith("whole image") and protocol["deviations"] == []
+    assert protocol["C"] in [float(c) for c in protocol_grid(5, 1e-5, 1e5)]
+
+
+def test_full_scale_refuses_a_preset_changed_by_its_flags(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        lbfgs_transfer.main(["--scale", "full", "--random-init", "--arch", "resnet50", "--dataset", "dtd",
+                             "--data", str(tmp_path), "--preset", "revisiting", "--wd-range", "1e-6", "1e5"])
+    assert "published protocol" in capsys.readouterr().err
