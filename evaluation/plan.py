@@ -134,8 +134,9 @@ def evaluations(rows, paper: str, config: dict, data_root: str, gpus: int) -> It
                 ["transfer/lowshot_svm.py", "--data", str(d / "VOCdevkit")])
         elif task == "transfer_linear" and dataset in TRANSFER:
             kind = TRANSFER[dataset]
-            yield f"lbfgs-{kind}", (str(d / "transfer" / kind),), shlex.join(
-                ["transfer/lbfgs_transfer.py", "--dataset", kind, "--data", str(d / "transfer" / kind)])
+            preset = ["--preset", "revisiting"] if paper == "revisiting" else []  # seed 004 App. A.2
+            yield f"lbfgs-{kind}{'-revisiting' if preset else ''}", (str(d / "transfer" / kind),), shlex.join(
+                ["transfer/lbfgs_transfer.py", "--dataset", kind, "--data", str(d / "transfer" / kind), *preset])
         else:
             yield f"# {paper} {row['table']} {row['method']} {dataset} {row['metric']}: no harness for {task} on it yet"
 

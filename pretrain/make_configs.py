@@ -74,6 +74,10 @@ Facts and the gaps filled (each a config value):
   0.5, flip, then RandAugment(n 5, m 10) with FixMatch's 14-op pool (each op applied with
   probability 1/2, level uniform in 1..9); the teacher keeps the weak view. Used as written;
   everything else is the TPAMI multi-crop run.
+- Tables 9-12 (transfer: L-BFGS linear on 9 datasets, ImageNet semi-supervised 1%/10%, VOC07
+  low-shot SVM, COCO Mask R-CNN C4 2x) evaluate "ReSSL (Ours), 200 epochs" without naming which
+  200-epoch ImageNet run; ASSUMED here: the strongest one, Table 8's "stronger augmentation" run
+  (``ressl/imagenet_r50_strong_aug``), whose ``reproduces`` lists those rows.
 - Not written: Table 4 rows 8-13 (see above).
 
 Baselines (``baselines/``), the MoCo v2 and BYOL rows of the CGH and ReSSL tables:
@@ -406,7 +410,10 @@ def runs() -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
     add("ressl/imagenet_r50_multicrop", ressl_tpami("resnet50", multi_crop=True),
         [row("ressl", "Table 8", "ReSSL", "multi-crop")])
     add("ressl/imagenet_r50_strong_aug", ressl_tpami("resnet50", multi_crop=True),
-        [row("ressl", "Table 8", "ReSSL", "stronger augmentation")],
+        [row("ressl", "Table 8", "ReSSL", "stronger augmentation"),  # and the transfer tables (ASSUMED)
+         row("ressl", "Table 9", "ReSSL"), row("ressl", "Table 10", "ReSSL"),
+         *[row("ressl", "Table 11", "ReSSL", f"k={k}") for k in (4, 8, 16, 32, 64, "full")],
+         row("ressl", "Table 12", "ReSSL", "Mask R-CNN R50-C4; 2x schedule")],
         views__student={"size": 224, **STRONGER}, views__student_crops=MULTI_CROP_STRONGER)
     add("ressl/imagenet_r50_2crops", ressl_tpami("resnet50"), [row("ressl", "Table 7", "ReSSL", "2 crops; 2x backprop")],
         method__symmetric=True)

@@ -30,8 +30,8 @@ def test_cgh_table4_pretrains_each_named_config_then_runs_voc_detection_five_tim
 
 
 def test_protocol_of_the_variant_picks_the_harness_config():
-    coco = [s.command for s in _plan("ressl:Table 12") if isinstance(s, Step)]
-    assert coco == [] and _plan("ressl:Table 12")[0].startswith("# ressl Table 12: no pretraining config")
+    coco = [s.command for s in _plan("ressl:Table 12") if isinstance(s, Step) and "coco_det" in s.command]
+    assert coco and all("--config c4_2x_ressl " in c for c in coco)  # ReSSL's 2x C4 recipe (lr 0.04)
     cgh9 = [s.command for s in _plan("cgh:Table 9") if isinstance(s, Step) and "coco_det" in s.command]
     assert cgh9 and all("--config c4_1x " in c for c in cgh9)
     small = [s for s in _plan("cgh:Table 6") if isinstance(s, Step) and "linear" in s.name]
@@ -44,9 +44,19 @@ def test_slurm_launch_and_tables_without_configs(capsys):
     pretrain = [s for s in steps if isinstance(s, Step) and s.name.endswith(".pretrain")]
     assert pretrain and all(s.command.startswith("python -m pretrain.submit --config ") and
                             "--nodes 2 --gpus-per-node 4 --partition gpu" in s.command for s in pretrain)
-    assert _plan("ressl:Table 10") == ["# ressl Table 10: no pretraining config names its rows "
-                                      "(pretrain/make_configs.py): not run"]
+    assert _plan("pcd:text") == ["# pcd text: no pretraining config names its rows "
+                                 "(pretrain/make_configs.py): not run"]
     assert main(["--table", "all", "--data-root", "/data"]) == 0  # every published table plans
     out = capsys.readouterr().out
     assert "# cgh Table 10 CGH IN-1K: no harness for training cost" in out  # said, not dropped
     assert "\tpython transfer/linear.py --recipe ressl_small" in out
+
+
+def test_revisiting_transfer_uses_its_own_lbfgs_variant_and_ressl_transfer_tables_have_a_config():
+    revisiting = [s.command for s in _plan("revisiting:Table 2") if isinstance(s, Step) and "lbfgs" in s.name]
+    assert revisiting and all(c.split("--preset ")[1].startswith("revisiting") for c in revisiting)
+    ressl = [s.command for s in _plan("ressl:Table 9") if isinstance(s, Step) and "lbfgs" in s.name]
+    assert ressl and not any("--preset" in c for c in ressl)  # Ericsson's protocol (the default)
+    for table in ("Table 10", "Table 11"):
+        assert any(isinstance(s, Step) and s.name.startswith("ressl.imagenet_r50_strong_aug.")
+                   for s in _plan(f"ressl:{table}")), table
