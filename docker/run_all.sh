@@ -4,9 +4,10 @@
 #
 # SCALE=smoke (default): the whole pipeline at smoke scale on the suite's own generated data --
 # install (cached) -> generate data -> pretrain every method that has a pretrain/configs/<m>_smoke.yaml
-# (MoCo v2 first) -> kNN and linear evaluation of each and of randomly initialised backbones (kNN: 3
-# seeds) -> L-BFGS transfer, low-shot SVM, detectron2 detection and mmseg segmentation on the first
-# pretrained backbone (pipeline checks) -> collector -> a summary table (results/local/smoke_summary.md
+# (MoCo v2 first; one config per method, METHODS=all adds Revisiting's ablation variants; two runs
+# side by side, SMOKE_JOBS) -> kNN and linear evaluation of each and of randomly initialised backbones
+# (kNN: 3 seeds) -> L-BFGS transfer, low-shot SVM, detectron2 detection, mmseg segmentation, DAVIS and
+# segment retrieval on the MoCo v2 backbone (pipeline checks) -> collector -> a summary table (results/local/smoke_summary.md
 # and .csv: per method kNN, linear, random-init range, margin, PASS/FAIL, wall times; the wall time of
 # every stage). A method whose kNN is not SMOKE_MARGIN (default 5) points above the best random-init
 # seed is FAILED and the script exits 1.
@@ -14,6 +15,7 @@
 #   bash docker/run_all.sh                 # smoke scale, generated data under data/synthetic
 #   DATA_ROOT=/tmp/gen bash docker/run_all.sh
 #   METHODS="mocov2 ressl" SMOKE_STEPS=2 bash docker/run_all.sh   # fewer methods / a plumbing check
+#   METHODS=all bash docker/run_all.sh     # every smoke config, the ablation variants too
 #   SMOKE_JOBS=1 OMP_NUM_THREADS=2 bash docker/run_all.sh   # one pretraining at a time, 2 threads
 #   SMOKE_DATA_SEED=1 bash docker/run_all.sh   # the learning check on another draw of the data
 #
