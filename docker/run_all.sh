@@ -231,8 +231,9 @@ tier_smoke() {
         [pcd]=mocov2
     ) job=()
     SHAPES=(--dataset imagefolder --data "$DATA_ROOT/imagefolder" --dataset-name synthetic-shapes --test-split val)
-    # the smoke configs' backbone and input size (pretrain/configs/*_smoke.yaml: model.arch, data.image_size)
-    SMOKE_ARCH=resnet18_w16 SMOKE_SIZE=32
+    # the smoke configs' backbone and input size, read from the first one (model.arch, data.image_size)
+    read -r SMOKE_ARCH SMOKE_SIZE < <("$PY" -c 'import sys; from pretrain.config import load_config
+c = load_config(sys.argv[1]); print(c["model"]["arch"], c["data"]["image_size"])' "pretrain/configs/${METHODS%% *}_smoke.yaml")
     RANDOM_INIT=(--random-init --arch "$SMOKE_ARCH" --stem imagenet --method random_init)
     # SMOKE_JOBS=2: two pretrainings side by side (one thread each unless OMP_NUM_THREADS is set)
     (( SMOKE_JOBS == 1 )) || export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"

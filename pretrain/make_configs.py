@@ -740,9 +740,12 @@ def lewel_runs(add) -> None:
     IN-1K rows of Tables 1-4 (their rows share the selectors of the cited BYOL rows).
     """
     lw = "lewel"
+    def tables_1_3(method: str, epochs: int) -> list[dict[str, Any]]:  # Table 1 and both Table 3 rows
+        return [row(lw, "Table 1", method, epochs=epochs), row(lw, "Table 3", method, "Faster R-CNN R50-C4", epochs=epochs),
+                row(lw, "Table 3", method, "dilated FCN (OS 8)", epochs=epochs)]
+
     m_rows = {  # epochs -> rows of LEWEL_M trained for that long
-        100: [row(lw, "Table 1", "LEWEL_M", epochs=100), row(lw, "Table 3", "LEWEL_M", "Faster R-CNN R50-C4", epochs=100),
-              row(lw, "Table 3", "LEWEL_M", "dilated FCN (OS 8)", epochs=100)],
+        100: tables_1_3("LEWEL_M", 100),
         200: [row(lw, "Table 1", "LEWEL_M", epochs=200), row(lw, "Table 2", "LEWEL_M", epochs=200),
               row(lw, "Table 3", "LEWEL_M", "Faster R-CNN R50-C4", epochs=200),
               row(lw, "Table 3", "LEWEL_M", "dilated FCN (OS 8)", epochs=200),
@@ -752,8 +755,7 @@ def lewel_runs(add) -> None:
               row(lw, "Table 9", "LEWEL_M")],
     }
     b_rows = {
-        100: [row(lw, "Table 1", "LEWEL_B", epochs=100), row(lw, "Table 3", "LEWEL_B", "Faster R-CNN R50-C4", epochs=100),
-              row(lw, "Table 3", "LEWEL_B", "dilated FCN (OS 8)", epochs=100)],
+        100: tables_1_3("LEWEL_B", 100),
         200: [row(lw, "Table 1", "LEWEL_B", epochs=200), row(lw, "Table 2", "LEWEL_B", epochs=200),
               row(lw, "Table 3", "LEWEL_B", "Faster R-CNN R50-C4", epochs=200),
               row(lw, "Table 3", "LEWEL_B", "dilated FCN (OS 8)", epochs=200),

@@ -201,15 +201,15 @@ def build_cfg(config: str, arch: str, *, train: list[DatasetSpec], test: Dataset
     put("MODEL.RESNETS.RES2_OUT_CHANNELS", channels[0])
     if depth >= 50:
         put("MODEL.RESNETS.WIDTH_PER_GROUP", width // cfg.MODEL.RESNETS.NUM_GROUPS)
-    if depth < 50 and width != 64:  # detectron2's builder takes 64 channels only
-        names = {"build_resnet_backbone": "build_basic_resnet_backbone",
-                 "build_resnet_fpn_backbone": "build_basic_resnet_fpn_backbone"}
-        if cfg.MODEL.BACKBONE.NAME not in names:
-            raise SystemExit(f"config {config}: no {cfg.MODEL.BACKBONE.NAME} for the {width}-channel {arch}")
-        put("MODEL.BACKBONE.NAME", names[cfg.MODEL.BACKBONE.NAME])
     if depth < 50:
         if cfg.MODEL.RESNETS.RES5_DILATION != 1:
             raise SystemExit(f"config {config}: detectron2 has no dilated res5 for BasicBlock ResNets ({arch})")
+        if width != 64:  # detectron2's builder takes 64 channels only
+            names = {"build_resnet_backbone": "build_basic_resnet_backbone",
+                     "build_resnet_fpn_backbone": "build_basic_resnet_fpn_backbone"}
+            if cfg.MODEL.BACKBONE.NAME not in names:
+                raise SystemExit(f"config {config}: no {cfg.MODEL.BACKBONE.NAME} for the {width}-channel {arch}")
+            put("MODEL.BACKBONE.NAME", names[cfg.MODEL.BACKBONE.NAME])
     put("MODEL.ROI_HEADS.NUM_CLASSES", num_classes)
     cfg.DATASETS.TRAIN = tuple(s.name for s in train)
     cfg.DATASETS.TEST = (test.name,)

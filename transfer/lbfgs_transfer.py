@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> float:
     args.grid_size = args.grid_size or (SMOKE_GRID if args.smoke else 45)
     preset = PRESETS[args.preset]
     args.resize = args.resize or preset["resize"]
-    args.wd_range = tuple(args.wd_range or preset["wd_range"])
+    args.wd_range = tuple(args.wd_range) if args.wd_range else preset["wd_range"]
     spec = SPECS.get(args.dataset)
     metric = spec.metric if spec else "top1"
     dataset = args.dataset_name or (spec.name if spec else GENERIC_NAMES.get(args.dataset)) or args.dataset
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> float:
                                      (f"--resize {args.resize} (preset {args.preset}: {preset['resize']})",
                                       args.resize != preset["resize"]),
                                      (f"--wd-range {args.wd_range} (preset {args.preset}: {preset['wd_range']})",
-                                      args.wd_range != tuple(preset["wd_range"]))) if on]
+                                      args.wd_range != preset["wd_range"])) if on]
     if args.scale == "full" and changed:
         parser.error(f"--scale full is the published protocol; {', '.join(changed)} changes it")
     if args.solver == "sklearn" and args.dtype != "float64":

@@ -59,8 +59,8 @@ class ResNetBackbone(tvr.ResNet):
             _init_like_torchvision(self, zero_init_residual)
         self.arch, self.stem, self.output_stride = arch, stem, output_stride
         self.width = width
-        self.num_features = 8 * width * block.expansion
-        self.stage_channels = {f"C{i + 2}": width * 2 ** i * block.expansion for i in range(4)}
+        self.stage_channels = dict(zip(STAGES, resnet_spec(arch)[2]))
+        self.num_features = self.stage_channels["C5"]
         self.fc = nn.Identity()
         if stem == "cifar":
             self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1, padding=1, bias=False)
