@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reduced-scale CIFAR-10 check of the pretraining methods, as recorded in results/runs:
+# Reduced-scale CIFAR-10 check of the pretraining methods (the reference records of results/runs;
+# new records go to $SSL_REPRO_RESULTS/runs, by default results/local/runs):
 # the first 500 images per class (5,000) of a CIFAR-10 ImageFolder (a folder or a .zip with
 # train/ and test/), 32 px images cropped into 64 px views, ImageNet-stem ResNet-18, 800 steps
 # (BYOL 1,200) of batch 128 from the smoke configs (+ the overrides below); then weighted kNN (k 200,

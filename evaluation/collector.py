@@ -2,10 +2,12 @@
 
 ``python -m evaluation.collector [--runs DIR ...] [--out results]`` reads every record under
 the ``--runs`` folders and writes, atomically, into ``--out``. Without ``--runs`` it reads two:
-``results/runs``, the project's own reference measurements (committed), and, when
-``$SSL_REPRO_RESULTS`` names another folder, ``$SSL_REPRO_RESULTS/runs``: a user's new records
-(``docker/run_all.sh`` writes them to ``results/local/``, not committed, so a user's run never
-rewrites the reference records); REPORT.md says which record came from which. Outputs:
+``results/runs``, the project's own reference measurements (committed), and a user's new records:
+``$SSL_REPRO_RESULTS/runs``, by default ``results/local/runs`` (not committed; every harness and
+``python -m pretrain`` write there, so a user's run never rewrites the reference records);
+REPORT.md says which record came from which. The outputs go to ``$SSL_REPRO_RESULTS``, by
+default ``results/local/``; the committed tables are rebuilt with ``SSL_REPRO_RESULTS=results``.
+Outputs:
 
 - ``measured.csv``  every record, one row each, protocol as compact JSON;
 - ``<paper>.csv``   the published rows of each paper with the measurement chosen for them
@@ -690,12 +692,13 @@ def scatter_png(collection: Collection) -> bytes:
 
 #: the report names the kind of folder each record came from, never the folder (same records, same bytes)
 SOURCE_KINDS = {"reference": "the project's own measurements (`results/runs`, committed)",
-                "new": "new runs (`$SSL_REPRO_RESULTS/runs`; `docker/run_all.sh`: `results/local/runs`, "
+                "new": "new runs (`$SSL_REPRO_RESULTS/runs`, by default `results/local/runs`, "
                        "not committed)"}
 
 
 def default_runs() -> list[Path]:
-    """``results/runs`` (the reference records) and ``$SSL_REPRO_RESULTS/runs`` if that is another folder."""
+    """``results/runs`` (the reference records) and the new records' folder (``$SSL_REPRO_RESULTS/runs``,
+    by default ``results/local/runs``) if that is another folder."""
     return [DEFAULT_RUNS_DIR] + ([runs_path()] if runs_path().resolve() != DEFAULT_RUNS_DIR.resolve() else [])
 
 
@@ -752,11 +755,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "results/<paper>.csv, results/REPORT.md and results/scatter.png.")
     parser.add_argument("--runs", default=None, action="append",
                         help="folder of <task>.jsonl record files; may be repeated (default: "
-                             "results/runs of the checkout, the reference records, and "
-                             "$SSL_REPRO_RESULTS/runs if set)")
+                             "results/runs of the checkout, the reference records, and the new "
+                             "records of $SSL_REPRO_RESULTS/runs, by default results/local/runs)")
     parser.add_argument("--out", default=None,
                         help="folder for the tables and report (default: "
-                             "$SSL_REPRO_RESULTS or results/ of the checkout)")
+                             "$SSL_REPRO_RESULTS, by default results/local/; "
+                             "SSL_REPRO_RESULTS=results rebuilds the committed tables)")
     args = parser.parse_args(argv)
     try:
         written = collect(args.runs, args.out)

@@ -1,6 +1,7 @@
 """Result records: the one way a harness reports a number.
 
-Every record is one JSON line in ``results/runs/<task>.jsonl``. The vocabulary of
+Every record is one JSON line in ``<runs>/<task>.jsonl``: ``results/local/runs`` for a user's
+runs, ``results/runs`` for the project's committed reference records. The vocabulary of
 ``task`` and ``metric`` is that of the published tables (``evaluation/published``), so
 the collector can join a measured number to the published one. ``scale`` says how far
 the run is from the paper's protocol and is mandatory:
@@ -38,7 +39,11 @@ METRICS = frozenset({
     "final_loss", "img_per_s",
 })
 SCALES = ("smoke", "reduced", "full")
+#: the project's own reference records (committed); written only with SSL_REPRO_RESULTS=results
 DEFAULT_RUNS_DIR = REPO_ROOT / "results" / "runs"
+#: where a run writes without SSL_REPRO_RESULTS: a user's records, not committed, never mixed into
+#: the reference records (the collector reads both)
+LOCAL_RUNS_DIR = REPO_ROOT / "results" / "local" / "runs"
 
 
 class RecordError(ValueError):
@@ -85,7 +90,8 @@ def append_record(*, method: str, task: str, dataset: str, metric: str, value: f
 
     The file is rewritten atomically under an exclusive lock, so concurrent harnesses
     and interrupted writes never leave a torn line. ``runs_dir`` defaults to
-    ``$SSL_REPRO_RESULTS/runs`` or ``results/runs`` of the checkout.
+    ``$SSL_REPRO_RESULTS/runs`` or ``results/local/runs`` of the checkout (never the committed
+    reference records of ``results/runs`` unless ``SSL_REPRO_RESULTS`` names ``results``).
     """
     ckpt = str(checkpoint) if checkpoint else ""
     record = ResultRecord(
@@ -136,7 +142,7 @@ def runs_path(runs_dir: str | os.PathLike | None = None) -> Path:
         return Path(runs_dir)
     if "SSL_REPRO_RESULTS" in os.environ:
         return Path(os.environ["SSL_REPRO_RESULTS"]) / "runs"
-    return DEFAULT_RUNS_DIR
+    return LOCAL_RUNS_DIR
 
 
 def read_records(runs_dir: str | os.PathLike | None = None, only: str = "*.jsonl") -> Iterator[ResultRecord]:

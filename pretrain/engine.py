@@ -185,7 +185,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
             bar.update(1)
             if step % every == 0 or step == total_steps:
                 save_checkpoint(step)
-            if monitor is not None and (step % monitor.every == 0 or step == total_steps):
+            if monitor is not None and ((monitor.every and step % monitor.every == 0) or step == total_steps):
                 accuracy = monitor(core.backbone, step, str(device))
                 if tensorboard is not None:
                     tensorboard.add_scalar("monitor/knn_top1", accuracy, step)
@@ -212,7 +212,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
 class _KnnMonitor:
     """Weighted-kNN top-1 of the current backbone on a held-out split (``monitor`` config:
     kind/root default to the training data's; bank_split, query_split, k, temperature,
-    every_steps; reader_args default to the training data's, so a class subset or a
+    every_steps, 0 for the last step only; reader_args default to the training data's, so a class subset or a
     ``max_per_class`` cut applies to both splits). Written to ``monitor.csv`` like ``log.csv``
     (``_CsvLog``); a monitor, not a result record."""
 
@@ -225,6 +225,8 @@ class _KnnMonitor:
         self.queries = UInt8Images(open_dataset(kind, root, m.get("query_split", "test"), **reader_args), size)
         self.k, self.temperature = int(m.get("k", 200)), float(m.get("temperature", 0.1))
         self.every = int(m.get("every_steps", 100))
+        if self.every < 0:
+            raise ValueError(f"monitor.every_steps must be >= 0 (0: the last step only), got {self.every}")
         self.rows = _CsvLog(out / "monitor.csv", resume_step, fields=["step", "knn_top1", "k", "temperature"])
 
     def __call__(self, backbone: nn.Module, step: int, device: str) -> float:

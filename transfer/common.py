@@ -37,7 +37,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default=None, help="runs folder for result records "
-                        "(default: results/runs of the checkout)")
+                        "(default: $SSL_REPRO_RESULTS/runs, else results/local/runs of the checkout; "
+                        "results/runs holds the committed reference records)")
 
 
 def add_dataset_args(parser: argparse.ArgumentParser, kinds, kind_help: str = "reader / on-disk layout",

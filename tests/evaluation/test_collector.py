@@ -440,3 +440,6 @@ def test_reads_the_reference_and_the_new_records_and_says_which(runs, tmp_path, 
     assert f"{reference_count + 1} result record(s)" in both
     monkeypatch.setenv("SSL_REPRO_RESULTS", str(runs.parent))  # the reference folder itself
     assert collector.default_runs() == [runs]
+    monkeypatch.delenv("SSL_REPRO_RESULTS")  # unset: the new records are results/local/runs
+    assert collector.default_runs() == [runs, collector.runs_path()]
+    assert collector.runs_path().parts[-3:] == ("results", "local", "runs")

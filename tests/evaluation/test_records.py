@@ -140,7 +140,9 @@ def test_runs_dir_defaults_to_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("SSL_REPRO_RESULTS", str(tmp_path / "res"))
     assert records.runs_path() == tmp_path / "res" / "runs"
     monkeypatch.delenv("SSL_REPRO_RESULTS")
-    assert records.runs_path() == records.DEFAULT_RUNS_DIR
+    # without the variable a run writes to results/local/runs, never to the reference records
+    assert records.runs_path() == records.LOCAL_RUNS_DIR == records.REPO_ROOT / "results" / "local" / "runs"
+    assert records.runs_path() != records.DEFAULT_RUNS_DIR
     assert records.runs_path(tmp_path) == tmp_path
 
 

@@ -105,6 +105,17 @@ def test_knn_monitor_writes_monitor_csv(generated, tmp_path):
         assert [r["step"] for r in csv.DictReader(f)] == ["1", "2"]
 
 
+def test_knn_monitor_every_steps_zero_is_the_last_step_only(generated, tmp_path):
+    config = _config(generated, tmp_path / "mon0", **{"optim.max_steps": 3, "monitor.every_steps": 0,
+                                                      "monitor.k": 5})
+    train(config)
+    with open(tmp_path / "mon0" / "monitor.csv") as f:
+        assert [r["step"] for r in csv.DictReader(f)] == ["3"]
+    config = _config(generated, tmp_path / "mon1", **{"monitor.every_steps": -1})
+    with pytest.raises(ValueError, match="monitor.every_steps"):
+        train(config)
+
+
 def test_knn_monitor_uses_the_training_reader_args(generated, tmp_path):
     from pretrain.engine import _KnnMonitor
 
