@@ -132,18 +132,20 @@ collector() {
 # ------------------------------------------------------------------------------ tier: smoke
 # smoke_methods [all]: one method per pretrain/configs/<m>_smoke.yaml (a new method joins the smoke
 # tier with its config), MoCo v2 first (its backbone is the transfer checks' and PCD's teacher), then
-# the others by name. Without `all`, the ablation variants of one method (SMOKE_VARIANTS: Revisiting's
+# the others longest first (by optim.max_steps, then name: side-by-side slots then end close together;
+# PCD, the shortest, waits for MoCo v2 last). Without `all`, the ablation variants of one method (SMOKE_VARIANTS: Revisiting's
 # plain / multi-crop / A+ / kNN-MoCo beside its constrained multi-crop) are left out of the default run:
 # METHODS=all runs them too.
 SMOKE_VARIANTS="revisiting_plain revisiting_multicrop revisiting_aplus revisiting_knn"
 smoke_methods() {
-    local f m first=() rest=()
+    local f m n first=() rest=()
     for f in "$ROOT"/pretrain/configs/*_smoke.yaml; do
         m="$(basename "$f" _smoke.yaml)"
         if [[ "${1:-}" != all && " $SMOKE_VARIANTS " == *" $m "* ]]; then continue; fi
-        if [[ "$m" == mocov2 ]]; then first=("$m"); else rest+=("$m"); fi
+        n="$(awk '$1 == "max_steps:" { print $2; exit }' "$f")"
+        if [[ "$m" == mocov2 ]]; then first=("$m"); else rest+=("${n:-0} $m"); fi
     done
-    echo "${first[@]}" "${rest[@]}"
+    echo "${first[@]}" $(printf '%s\n' "${rest[@]}" | sort -k1,1nr -k2,2 | cut -d' ' -f2)
 }
 
 # this_run STEP STATUS: list a step of this invocation for the summary (evaluation.smoke_summary)

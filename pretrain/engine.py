@@ -31,7 +31,7 @@ from pretrain import distributed
 from pretrain.config import ConfigError, dump_config
 from pretrain.optim import build_optimizer
 from pretrain.data.augment import make_view_set
-from pretrain.data.loading import UInt8Images, batch_loader, epoch_batches, open_dataset
+from pretrain.data.loading import InMemoryImages, UInt8Images, batch_loader, epoch_batches, open_dataset
 from pretrain.features import knn_accuracy
 from pretrain.schedules import cosine_with_warmup, momentum_schedule
 
@@ -91,6 +91,8 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
     reader = open_dataset(d_cfg["kind"], d_cfg["root"], d_cfg.get("split", "train"),
                           **d_cfg.get("reader_args", {}))
     dataset = UInt8Images(reader, d_cfg["image_size"], keep_aspect=d_cfg.get("keep_aspect", False))
+    if d_cfg.get("cache", False):  # small data: decode every image once, not at every step
+        dataset = InMemoryImages(dataset, "data.cache", progress=not t_cfg.get("quiet", False) and main_process)
     batch_size = int(o_cfg["batch_size"])  # global, over all processes
     if batch_size % world:
         raise ValueError(f"optim.batch_size {batch_size} is not divisible by the {world} processes")
@@ -212,7 +214,7 @@ def train(config: dict[str, Any], resume: str | None = None) -> Path:
 class _KnnMonitor:
     """Weighted-kNN top-1 of the current backbone on a held-out split (``monitor`` config:
     kind/root default to the training data's; bank_split, query_split, k, temperature,
-    every_steps, 0 for the last step only; reader_args default to the training data's, so a class subset or a
+    every_steps, 0 for the last step only; cache, default data.cache; reader_args default to the training data's, so a class subset or a
     ``max_per_class`` cut applies to both splits). Written to ``monitor.csv`` like ``log.csv``
     (``_CsvLog``); a monitor, not a result record."""
 
@@ -221,8 +223,11 @@ class _KnnMonitor:
         kind, root = m.get("kind", d["kind"]), m.get("root", d["root"])
         size = m.get("image_size", d["image_size"])
         reader_args = m.get("reader_args", d.get("reader_args") or {})
-        self.bank = UInt8Images(open_dataset(kind, root, m.get("bank_split", "train"), **reader_args), size)
-        self.queries = UInt8Images(open_dataset(kind, root, m.get("query_split", "test"), **reader_args), size)
+        self.bank, self.queries = (UInt8Images(open_dataset(kind, root, split, **reader_args), size)
+                                   for split in (m.get("bank_split", "train"), m.get("query_split", "test")))
+        if m.get("cache", d.get("cache", False)):  # evaluated many times: decode once (as data.cache)
+            self.bank, self.queries = (InMemoryImages(x, "monitor.cache", progress=False)
+                                       for x in (self.bank, self.queries))
         self.k, self.temperature = int(m.get("k", 200)), float(m.get("temperature", 0.1))
         self.every = int(m.get("every_steps", 100))
         if self.every < 0:

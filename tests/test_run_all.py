@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pretrain.config import load_config
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = "ressl.cifar10_pred_taus0.1_taut0.04"  # ReSSL Table 1's best CIFAR-10 row
 
@@ -106,6 +108,9 @@ def test_smoke_methods_come_from_the_smoke_configs():
     assert sorted(every) == configs and every[0] == default[0] == "mocov2"
     assert variants and set(variants) <= set(configs)
     assert sorted(default) == sorted(set(configs) - set(variants))  # every method, one config each by default
+    # after MoCo v2, the longest first (optim.max_steps), so the side-by-side slots end together
+    steps = [load_config(REPO / f"pretrain/configs/{m}_smoke.yaml")["optim"]["max_steps"] for m in every[1:]]
+    assert steps == sorted(steps, reverse=True)
 
 
 def test_side_by_side_runs_at_most_smoke_jobs_commands_at_once(tmp_path):

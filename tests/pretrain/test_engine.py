@@ -105,6 +105,12 @@ def test_knn_monitor_writes_monitor_csv(generated, tmp_path):
         assert [r["step"] for r in csv.DictReader(f)] == ["1", "2"]
 
 
+def test_cached_data_trains_exactly_as_data_decoded_at_every_step(generated, tmp_path):
+    for cache in ("false", "true"):
+        train(_config(generated, tmp_path / cache, **{"data.cache": cache, "optim.max_steps": 3}))
+    assert _losses(tmp_path / "false") == _losses(tmp_path / "true")
+
+
 def test_knn_monitor_every_steps_zero_is_the_last_step_only(generated, tmp_path):
     config = _config(generated, tmp_path / "mon0", **{"optim.max_steps": 3, "monitor.every_steps": 0,
                                                       "monitor.k": 5})

@@ -13,12 +13,7 @@ from pretrain.engine import train
 from pretrain.features import knn_accuracy
 from pretrain.models.resnet import build_backbone
 
-# BYOL, and LEWEL_B on it, do not learn at smoke scale yet (issue 15: every recipe tried stayed at or
-# below random init); strict, so that a recipe that makes them learn turns these into failures to remove
-NOT_YET = {"byol", "lewel_b"}
-METHODS = [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="issue 15: no smoke recipe learns yet"))
-           if m in NOT_YET else m
-           for m in sorted(p.name[: -len("_smoke.yaml")] for p in CONFIG_DIR.glob("*_smoke.yaml"))]
+METHODS = sorted(p.name[: -len("_smoke.yaml")] for p in CONFIG_DIR.glob("*_smoke.yaml"))
 
 
 def _config(method, root, out, *extra):
