@@ -121,7 +121,7 @@ class InMemoryImages(Dataset):
                                           unit="image", disable=not progress)]
         self.images = torch.stack([item[0] for item in items])
         self.labels = [int(item[1]) for item in items]
-        self.sizes = torch.stack([item[2] for item in items]) if items and len(items[0]) > 2 else None
+        self.sizes = torch.stack([item[2] for item in items]) if dataset.keep_aspect else None
         self.image_size = dataset.image_size
 
     def __len__(self) -> int:
