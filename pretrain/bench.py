@@ -17,7 +17,11 @@ Measures, in one run on the current device:
 3. for reference, one bare forward+backward of the first view's shape.
 4. with ``--baseline M``, the whole step of method M built from the same config, so a
    method's cost relative to the one it extends is measured under the same load
-   (``--method lewel --baseline mocov2``; ``method.base=byol --baseline byol``).
+   (``--method lewel --baseline mocov2``; ``method.base=byol --baseline byol``);
+5. with ``--flops``, the floating-point operations of one whole step (and of the baseline's),
+   counted by ``torch.utils.flop_counter`` (matrix products and convolutions, forward and
+   backward): a cost ratio that does not depend on the device, to set beside the timed one
+   when the timing is taken on a CPU and the paper's on GPUs.
 
 The step and each ceiling pass are timed in turn, ``--rounds`` times (``--steps`` calls each),
 so both see the same machine load; the reported ratio is the median over rounds.
@@ -77,6 +81,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--baseline", default=None, choices=sorted(METHODS),
                         help="also time this method's step (same config and overrides; keys it does not "
                              "read are ignored) in the same rounds and report step time / its step time")
+    parser.add_argument("--flops", action="store_true",
+                        help="also count the FLOPs of one step (and of the baseline's step) with torch.utils.flop_counter")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. method.queue_size=4096")
     args = parser.parse_args(argv)
@@ -116,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     others = {}
     if args.baseline:  # the same config with another method, e.g. LEWEL_M against MoCo v2
         others["baseline"] = compiled(*make_step({**config, "method": {**config["method"], "name": args.baseline}}))
+    flops = {name: step_flops(fn) for name, fn in {"step": train_step, **others}.items()} if args.flops else {}
 
     passes = backbone_passes(method, lambda: step(method))  # eager: hooks see every pass
     backbone = method.backbone
@@ -145,6 +152,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.baseline:  # per-step time relative to the baseline method's step, median over rounds
         result["time_vs_baseline"] = statistics.median(s / b for s, b in zip(times["step"], times["baseline"]))
         result["time_vs_baseline_rounds"] = [s / b for s, b in zip(times["step"], times["baseline"])]
+    if flops:
+        result["step_gflops"] = flops["step"] / 1e9
+        if args.baseline:
+            result["baseline_gflops"] = flops["baseline"] / 1e9
+            result["flops_vs_baseline"] = flops["step"] / flops["baseline"]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device {name} | {args.method} {args.arch} {args.size}px batch {args.batch} "
           f"{'compiled' if args.compile else 'eager'} {'bf16' if device.type == 'cuda' else 'fp32'}")
@@ -157,7 +169,22 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.baseline:
         print(f"step time / {args.baseline} step time: {result['time_vs_baseline']:.3f} (median of rounds: "
               f"{', '.join(f'{r:.3f}' for r in result['time_vs_baseline_rounds'])})")
+    if flops:
+        print(f"FLOPs per step: {result['step_gflops']:.2f} G" + (
+            f" | {args.baseline}: {result['baseline_gflops']:.2f} G | ratio {result['flops_vs_baseline']:.3f}"
+            if args.baseline else ""))
     return result
+
+
+def step_flops(step) -> float:
+    """FLOPs of one call of ``step`` (forward, backward, optimiser), as counted by
+    ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return float(counter.get_total_flops())
 
 
 def backbone_passes(method: torch.nn.Module, step) -> list[tuple[tuple[int, ...], bool]]:

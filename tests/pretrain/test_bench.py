@@ -45,3 +45,25 @@ def test_bench_runs_and_reports_the_pass_ceiling(capsys):
     assert result["passes"] == ["fwd 32px", "fwd+bwd 32px"]
     assert 0 < result["ratio"] < float("inf") and 0 < result["ratio_to_bare_fwd_bwd"] < float("inf")
     assert "ceiling" in capsys.readouterr().out
+
+
+def test_bench_flops_count_the_whole_step():
+    """A MoCo v2 step is one key forward plus one query forward and backward (about 2x the
+    forward, a little less: the image needs no gradient): about 4 backbone forwards when the
+    heads are tiny. Counted apart, on the bare backbone, so a count that missed the backward
+    (about 2) or the key pass (about 3) would fail."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from pretrain.models.resnet import build_backbone
+
+    batch = 4
+    result = main(["--method", "mocov2", "--baseline", "mocov2", "--arch", "resnet18", "--stem", "cifar",
+                   "--size", "32", "--batch", str(batch), "--steps", "1", "--rounds", "1", "--warmup", "0",
+                   "--device", "cpu", "--flops", "method.queue_size=8", "method.hidden_dim=32", "method.dim=16",
+                   "method.bn_splits=2"])
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        build_backbone("resnet18", stem="cifar")(torch.randn(batch, 3, 32, 32))
+    forward = counter.get_total_flops() / 1e9
+    assert 3.95 * forward <= result["step_gflops"] <= 4.05 * forward
+    assert result["flops_vs_baseline"] == pytest.approx(1.0, rel=1e-4)

@@ -160,10 +160,11 @@ def test_bench_times_lewel_against_its_base(base, baseline, passes):
 
     result = main(["--method", "lewel", "--baseline", baseline, "--arch", "resnet18", "--stem", "cifar",
                    "--size", "32", "--batch", "8", "--steps", "1", "--rounds", "1", "--warmup", "0",
-                   "--device", "cpu", f"method.base={base}", "method.bn=global", "method.queue_size=8",
+                   "--device", "cpu", "--flops", f"method.base={base}", "method.bn=global", "method.queue_size=8",
                    "method.hidden_dim=32", "method.dim=16"])
     assert result["passes"] == passes   # the aligned branch adds no backbone pass
     assert 0 < result["time_vs_baseline"] < float("inf")
+    assert result["flops_vs_baseline"] > 1   # the heat-maps, aggregation and p add arithmetic
 
 
 def test_generated_lewel_configs_build():
