@@ -5,7 +5,8 @@
 # SCALE=smoke (default): the whole pipeline at smoke scale on the suite's own generated data --
 # install (cached) -> generate data -> pretrain every method that has a pretrain/configs/<m>_smoke.yaml
 # (MoCo v2 first; one config per method, METHODS=all adds Revisiting's ablation variants; two runs
-# side by side, SMOKE_JOBS) -> kNN and linear evaluation of each and of randomly initialised backbones
+# side by side, SMOKE_JOBS; the evaluations below take the free slots while the last pretrainings
+# still run) -> kNN and linear evaluation of each and of randomly initialised backbones
 # (kNN: 3 seeds) -> L-BFGS transfer, low-shot SVM, detectron2 detection, mmseg segmentation, DAVIS and
 # segment retrieval on the MoCo v2 backbone (pipeline checks) -> collector -> a summary table (results/local/smoke_summary.md
 # and .csv: per method kNN, linear, random-init range, margin, PASS/FAIL, wall times; the wall time of
@@ -206,6 +207,18 @@ timed() {
     this_run "$name" ran
 }
 
+# smoke_classify WHO: kNN and linear classification of a smoke method's backbone, or of a randomly
+# initialised one (WHO = random<seed>; kNN for 3 seeds, linear for seed 0), side by side
+smoke_classify() {
+    local WHO="$1" IN B
+    if [[ "$WHO" == random* ]]; then B=("${RANDOM_INIT[@]}" --seed "${WHO#random}"); IN=""
+    else IN="$RUN_ROOT/$WHO/backbone.pth"; B=(--ckpt "$IN"); fi
+    side_by_side once "knn-$WHO" "$IN" "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size "$SMOKE_SIZE" -k 20 -t 0.07 --scale smoke
+    [[ "$WHO" == random[12] ]] || side_by_side once "linear-$WHO" "$IN" \
+        "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100 \
+        --crop "$SMOKE_SIZE" --resize "$SMOKE_SIZE"
+}
+
 tier_smoke() {
     # SMOKE_DATA_SEED (default 0): the generated data's seed; another seed gets its own data and
     # run folders (data/synthetic-seed<N>, runs/smoke-seed<N>), so cached steps never mix seeds
@@ -250,21 +263,14 @@ c = load_config(sys.argv[1]); print(c["model"]["arch"], c["data"]["image_size"])
             train.out_dir="$RUN_ROOT/$M" train.quiet=true ${extra[$M]:-} "${steps[@]}"
         job[$M]="$LAST_JOB"
     done
-    wait
-    for M in $METHODS; do
-        [[ -n "$FIRST" || ! -e "$RUN_ROOT/$M/backbone.pth" ]] || FIRST="$RUN_ROOT/$M/backbone.pth"
+    # No barrier after the pretrainings: the evaluations below take the same SMOKE_JOBS slots
+    # while the last pretrainings still run (random init and the transfer checks first, then each
+    # method's kNN and linear once its own pretraining has ended); `wait` before the collector.
+    for M in $METHODS; do  # the transfer checks' backbone: the first method's (MoCo v2), once it is done
+        [[ -z "${job[$M]:-}" ]] || wait "${job[$M]}" || true
+        if [[ -e "$RUN_ROOT/$M/backbone.pth" ]]; then FIRST="$RUN_ROOT/$M/backbone.pth"; break; fi
     done
-
-    # kNN and linear classification: each method vs random init (3 seeds; linear: seed 0). Every
-    # evaluation runs side by side as the pretrainings do (SMOKE_JOBS); `wait` before the collector.
-    for WHO in $METHODS random0 random1 random2; do
-        if [[ "$WHO" == random* ]]; then B=("${RANDOM_INIT[@]}" --seed "${WHO#random}"); IN=""
-        else IN="$RUN_ROOT/$WHO/backbone.pth"; B=(--ckpt "$IN"); fi
-        side_by_side once "knn-$WHO" "$IN" "$PY" transfer/knn.py "${B[@]}" "${SHAPES[@]}" --image-size "$SMOKE_SIZE" -k 20 -t 0.07 --scale smoke
-        [[ "$WHO" == random[12] ]] || side_by_side once "linear-$WHO" "$IN" \
-            "$PY" transfer/linear.py "${B[@]}" "${SHAPES[@]}" --smoke --precompute --epochs 100 \
-            --crop "$SMOKE_SIZE" --resize "$SMOKE_SIZE"
-    done
+    for WHO in random0 random1 random2; do smoke_classify "$WHO"; done
 
     # L-BFGS transfer, VOC07 low-shot SVM, detectron2 detection and mmseg segmentation: pipeline
     # checks on the first pretrained backbone (ImageNet stem)
@@ -285,6 +291,17 @@ c = load_config(sys.argv[1]); print(c["model"]["arch"], c["data"]["image_size"])
         --input-scale 1 --out "$RUN_ROOT/davis"
     side_by_side once retrieval-voc "$FIRST" "$PY" transfer/segment_retrieval.py --smoke --ckpt "$FIRST" \
         --data "$DATA_ROOT/VOCdevkit" --bank train --out "$RUN_ROOT/retrieval"
+    # each method's kNN and linear, in the order the pretrainings end
+    local pending=" $METHODS " launched
+    while [[ -n "${pending// /}" ]]; do
+        launched=0
+        for M in $pending; do
+            if [[ -z "${job[$M]:-}" ]] || ! kill -0 "${job[$M]}" 2>/dev/null; then
+                smoke_classify "$M"; pending="${pending/ $M / }"; launched=1
+            fi
+        done
+        (( launched )) || wait -n || true  # until some job (a pretraining or an evaluation) ends
+    done
     wait
 
     timed collect collector
