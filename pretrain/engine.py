@@ -215,8 +215,8 @@ class _KnnMonitor:
     """Weighted-kNN top-1 of the current backbone on a held-out split (``monitor`` config:
     kind/root default to the training data's; bank_split, query_split, k, temperature,
     every_steps, 0 for the last step only; cache, default data.cache; reader_args default to the
-    training data's, so a class subset or a ``max_per_class`` cut applies to both splits). Written to ``monitor.csv`` like ``log.csv``
-    (``_CsvLog``); a monitor, not a result record."""
+    training data's, so a class subset or a ``max_per_class`` cut applies to both splits).
+    Written to ``monitor.csv`` like ``log.csv`` (``_CsvLog``); a monitor, not a result record."""
 
     def __init__(self, config: dict[str, Any], out: Path, resume_step: int = 0):
         m, d = config["monitor"], config["data"]
