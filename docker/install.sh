@@ -71,16 +71,18 @@ fi
 # mmcv 2.1.0 (the newest release mmsegmentation 1.2.2 accepts) publishes no wheel for
 # this Python/torch; its sdist hard-codes -std=c++14/17 while torch 2.14 headers need
 # C++20. We build it once with its compiled ops (CPU; CUDA too when a GPU is visible)
-# and cache the wheel.
+# and cache the wheel. CFLAGS=-g0 drops the debug info that Python's own CFLAGS ask for
+# (-g -O3): the optimisation level stays -O3, and each C++ file compiles about twice as
+# fast (10-15 s instead of 22-33 s per file against the torch headers, measured on 2 cores).
 MMCV_WHEEL="$(ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n1 || true)"
 if [[ -z "$MMCV_WHEEL" ]]; then
-    log "step 3/4: building mmcv $MMCV_VERSION with ops (once; measured 20-36 minutes on 2 cores)"
+    log "step 3/4: building mmcv $MMCV_VERSION with ops (once; about 10 minutes on 2 cores)"
     tmp="$(mktemp -d)"
     "$PY" -m pip download -q --no-deps --no-binary=:all: -d "$tmp" "mmcv==$MMCV_VERSION"
     tar -xzf "$tmp"/mmcv-$MMCV_VERSION.tar.gz -C "$tmp"
     sed -i 's/-std=c++1[47]/-std=c++20/g' "$tmp/mmcv-$MMCV_VERSION/setup.py"
     "${PIP[@]}" -q ninja
-    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$PY" -m pip wheel -q --no-build-isolation \
+    CFLAGS="${CFLAGS:-} -g0" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$PY" -m pip wheel -q --no-build-isolation \
         --no-deps -w "$tmp/out" "$tmp/mmcv-$MMCV_VERSION"
     f="$(ls "$tmp"/out/mmcv-*.whl)"
     mv "$f" "$WHEELS/$(basename "$f").part" && mv "$WHEELS/$(basename "$f").part" "$WHEELS/$(basename "$f")"
