@@ -76,7 +76,7 @@ fi
 # fast (10-15 s instead of 22-33 s per file against the torch headers, measured on 2 cores).
 MMCV_WHEEL="$(ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl 2>/dev/null | head -n1 || true)"
 if [[ -z "$MMCV_WHEEL" ]]; then
-    log "step 3/4: building mmcv $MMCV_VERSION with ops (once; about 10 minutes on 2 cores)"
+    log "step 3/4: building mmcv $MMCV_VERSION with ops (once; 8 minutes on an idle 2-core machine)"
     tmp="$(mktemp -d)"
     "$PY" -m pip download -q --no-deps --no-binary=:all: -d "$tmp" "mmcv==$MMCV_VERSION"
     tar -xzf "$tmp"/mmcv-$MMCV_VERSION.tar.gz -C "$tmp"
