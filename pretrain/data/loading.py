@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-DATASET_KINDS = ("imagefolder", "imagelist", "coco", "cifar10", "cifar100", "tinyimagenet", "stl10")
+DATASET_KINDS = ("imagefolder", "imagelist", "coco", "coco-objects", "cifar10", "cifar100", "tinyimagenet", "stl10")
 # the split a dataset is evaluated on when none is named: the release's labelled test split, or
 # its val split where the test labels are not public (Tiny-ImageNet; ImageNet in ImageFolder layout)
-TEST_SPLITS = {"cifar10": "test", "cifar100": "test", "stl10": "test", "tinyimagenet": "val"}
+TEST_SPLITS = {"cifar10": "test", "cifar100": "test", "stl10": "test", "tinyimagenet": "val", "coco-objects": "val2017"}
 
 
 def default_test_split(kind: str, root: str | Path) -> str:
@@ -51,6 +51,9 @@ def open_dataset(kind: str, root: str | Path, split: str = "train", **kwargs: An
         return readers.ImageList(root, split=split, **kwargs)
     if kind == "coco":  # COCO images without labels (pretraining): root/<split>/*.jpg, e.g. train2017
         return readers.ImageList(root, split=split if split != "train" else "train2017", **kwargs)
+    if kind == "coco-objects":  # COCO object crops labelled by category (a probe of scene-centric pretraining)
+        split = {"train": "train2017", "test": "val2017", "val": "val2017"}.get(split, split)
+        return readers.COCOObjects(root, split=split, **kwargs)
     if kind in ("cifar10", "cifar100"):
         if split not in ("train", "test", "val"):
             raise ValueError(f"CIFAR split must be train or test, got {split!r}")

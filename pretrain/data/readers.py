@@ -730,6 +730,60 @@ class COCOInstances:
         return (self.transform(image) if self.transform else image), self.annotations(image_id)
 
 
+class COCOObjects:
+    """The objects of COCO instances as a labelled classification set: a kNN / linear probe on
+    the data of scene-centric pretraining (Revisiting), where the images have no single label.
+
+    Every non-crowd annotation whose box covers at least ``min_size``² pixels (default 32²:
+    COCO's boundary between small and medium objects) is one sample: a square of side
+    max(box width, box height) centred on the box, moved inside the image where the image is
+    large enough (else the part outside is black), labelled by its category (index in sorted
+    category ids; ``classes`` holds the names). ``max_per_class`` keeps the first N objects of
+    each category in annotation order. Items are (RGB crop, label) as the other readers'.
+    """
+
+    def __init__(self, root: PathLike, split: str = "train2017", transform: Transform | None = None,
+                 min_size: float = 32, max_per_class: int | None = None) -> None:
+        self.instances = COCOInstances(root, split)
+        self.root, self.split, self.transform = self.instances.root, split, transform
+        category_ids = sorted(self.instances.categories)
+        self.classes = [self.instances.categories[c] for c in category_ids]
+        index = {c: i for i, c in enumerate(category_ids)}
+        coco = self.instances.coco
+        self.samples: list[tuple[int, tuple[float, float, float, float], int]] = []
+        kept = [0] * len(category_ids)
+        for ann in sorted(coco.anns.values(), key=lambda a: a["id"]):
+            w, h = ann["bbox"][2], ann["bbox"][3]
+            if ann.get("iscrowd", 0) or w * h < min_size * min_size:
+                continue
+            if ann["category_id"] not in index:
+                raise DatasetError(f"{self.instances.annotation_file}: annotation {ann['id']} has "
+                                   f"category {ann['category_id']}, not in its categories")
+            label = index[ann["category_id"]]
+            if max_per_class is not None and kept[label] >= max_per_class:
+                continue
+            kept[label] += 1
+            self.samples.append((ann["image_id"], tuple(ann["bbox"]), label))
+        if not self.samples:
+            raise DatasetError(f"no object of at least {min_size}x{min_size} px in {self.instances.annotation_file}")
+
+    @property
+    def targets(self) -> list[int]:
+        return [label for _, _, label in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image_id, (x, y, w, h), label = self.samples[index]
+        image = load_image(self.instances.image_path(image_id))
+        side = max(1, round(max(w, h)))
+        left = min(max(round(x + w / 2 - side / 2), 0), max(image.width - side, 0))
+        top = min(max(round(y + h / 2 - side / 2), 0), max(image.height - side, 0))
+        crop = image.crop((left, top, left + side, top + side))
+        return (self.transform(crop) if self.transform else crop), label
+
+
 # --------------------------------------------------------------------------- DAVIS
 
 

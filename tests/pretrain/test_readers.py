@@ -21,6 +21,7 @@ from pretrain.data.readers import (
     VOC_PALETTE,
     Cityscapes,
     COCOInstances,
+    COCOObjects,
     DatasetError,
     ImageFolder,
     TinyImageNet,
@@ -227,6 +228,61 @@ def test_real_coco() -> None:
         assert dataset.annotation_mask(annotations[0]).sum() > 0
 
 
+def _objects_by_hand(annotation_file: Path, min_size: float) -> list[tuple[int, int]]:
+    """(annotation id, category id) of every non-crowd box of at least min_size^2 px, from the JSON."""
+    import json
+
+    document = json.loads(annotation_file.read_text())
+    return sorted((a["id"], a["category_id"]) for a in document["annotations"]
+                  if not a["iscrowd"] and a["bbox"][2] * a["bbox"][3] >= min_size ** 2)
+
+
+@pytest.mark.parametrize("which", ["generated", "real"])
+def test_coco_objects(which: str, roots: dict[str, Path]) -> None:
+    root = roots["coco"] if which == "generated" else shared("coco")
+    for split in ("train2017", "val2017"):
+        objects = COCOObjects(root, split, min_size=24)
+        instances = COCOInstances(root, split)
+        expected = _objects_by_hand(root / "annotations" / f"instances_{split}.json", 24)
+        assert len(objects) == len(expected) > 0
+        names = [instances.categories[c] for _, c in expected]
+        assert sorted(objects.classes[label] for label in objects.targets) == sorted(names)
+        assert objects.classes == [instances.categories[c] for c in sorted(instances.categories)]
+        for index in (0, len(objects) // 2, len(objects) - 1):
+            crop, label = objects[index]
+            image_id, (x, y, w, h), _ = objects.samples[index]
+            assert label == objects.targets[index]
+            assert crop.size == (round(max(w, h)),) * 2
+    fewer = COCOObjects(root, "train2017", min_size=24, max_per_class=1)
+    assert len(fewer) == len(set(fewer.targets)) == len(set(COCOObjects(root, "train2017", min_size=24).targets))
+
+
+def test_coco_objects_crop_pixels(tmp_path: Path) -> None:
+    """A 12x6 box at (40, 10) of a 64x48 gradient image: the crop is the 12x12 square centred on
+    the box (rows 7..19), and a box at the border is moved inside the image."""
+    import json
+
+    image = (np.arange(64 * 48 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    (tmp_path / "train2017").mkdir()
+    (tmp_path / "annotations").mkdir()
+    Image.fromarray(image).save(tmp_path / "train2017" / "1.png")
+    anns = [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [40, 10, 12, 6], "iscrowd": 0, "area": 72},
+            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [60, 44, 4, 4], "iscrowd": 0, "area": 16},
+            {"id": 3, "image_id": 1, "category_id": 3, "bbox": [0, 0, 30, 30], "iscrowd": 1, "area": 900}]
+    (tmp_path / "annotations" / "instances_train2017.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "1.png", "width": 64, "height": 48}], "annotations": anns,
+        "categories": [{"id": 3, "name": "three"}, {"id": 7, "name": "seven"}]}))
+    objects = COCOObjects(tmp_path, "train2017", min_size=4)
+    assert objects.classes == ["three", "seven"] and objects.targets == [1, 0]  # the crowd is left out
+    crop, label = objects[0]
+    assert label == 1 and np.array_equal(np.asarray(crop), image[7:19, 40:52])
+    corner, _ = objects[1]
+    assert np.array_equal(np.asarray(corner), image[44:48, 60:64])
+    assert len(COCOObjects(tmp_path, "train2017", min_size=5)) == 1  # 4x4 < 5^2
+    with pytest.raises(DatasetError, match="no object"):
+        COCOObjects(tmp_path, "train2017", min_size=13)
+
+
 def test_real_davis() -> None:
     davis = DAVIS(shared("davis"), "val")
     assert davis.sequences == ["blackswan", "car-shadow"]
@@ -256,6 +312,7 @@ def test_missing_root_names_the_path(tmp_path: Path) -> None:
         lambda: TinyImageNet(missing),
         lambda: VOC(missing),
         lambda: COCOInstances(missing),
+        lambda: COCOObjects(missing),
         lambda: DAVIS(missing),
         lambda: Cityscapes(missing),
     ):
