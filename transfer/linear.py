@@ -63,7 +63,8 @@ from pretrain.features import REPRESENTATIONS, extract_features, representation
 from pretrain.schedules import cosine_with_warmup
 from transfer.common import ResizeCenterCrop, add_common_args, add_dataset_args, backbone_from_args, parse_common
 
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet", "coco-objects": "COCO objects"}
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet",
+                 "coco-objects": "COCO objects"}
 SMOKE_EPOCHS = 2
 
 
