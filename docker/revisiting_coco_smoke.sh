@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Revisiting's smoke variants pretrained on COCO-format images instead of the generated shapes:
+# scene-centric images, read whole with their aspect ratio (data.kind=coco, data.keep_aspect),
+# then weighted kNN (k 20, T 0.07) of each backbone on a labelled set, against randomly
+# initialised backbones (seeds 0-2). Scale `smoke`: a pipeline and learning check, not a
+# reproduction (the paper: COCO train2017, 118K images, ResNet-50, 200-800 epochs).
+#
+#   bash docker/revisiting_coco_smoke.sh                      # ../shared/data/coco (COCO-MINI, 80 train images)
+#   COCO=/data/coco VARIANTS="plain constrained" bash docker/revisiting_coco_smoke.sh
+#   EVAL=coco-objects bash docker/revisiting_coco_smoke.sh    # kNN on the COCO objects instead
+#
+# COCO: a folder with train2017/ (and annotations/ + val2017/ for EVAL=coco-objects).
+# EVAL=cifar10 (default): the first 200 images per class of CIFAR-10's train (bank) and test
+#   (queries) splits, from the JPEG release (CIFAR_ZIP, a folder or .zip), at 32 px.
+# EVAL=coco-objects: COCO's medium and large objects (box >= 32x32 px) as square crops labelled by
+#   category, train2017 as the bank and val2017 as the queries, at 32 px.
+# The pretraining is each variant's smoke config (pretrain/configs/revisiting_<v>_smoke.yaml: a
+# quarter-width ResNet-18, 32 px views, 16 px small crops) with the overrides in COMMON: images at
+# IMAGE_SIZE on their longer side, the paper's tau 0.2, batch BATCH and a queue of QUEUE keys
+# (the queue must stay below the number of images: COCO-MINI has 80), STEPS steps.
+# JOBS pretrainings side by side (one thread each when JOBS > 1). Prints one table; records go to
+# $SSL_REPRO_RESULTS/runs (default results/local/runs). Exit status 1 when a variant's kNN is not
+# above the best random seed by MARGIN points.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PY:-$ROOT/.venv/bin/python}"
+COCO="${COCO:-$ROOT/../shared/data/coco}"
+CIFAR_ZIP="${CIFAR_ZIP:-$ROOT/../shared/data/cifar10-jpeg.zip}"
+EVAL="${EVAL:-cifar10}"
+VARIANTS="${VARIANTS:-plain multicrop constrained aplus knn}"
+IMAGE_SIZE="${IMAGE_SIZE:-128}" BATCH="${BATCH:-32}" QUEUE="${QUEUE:-64}" STEPS="${STEPS:-2000}"
+MARGIN="${MARGIN:-0}" JOBS="${JOBS:-2}"
+OUT="${OUT:-$ROOT/runs/revisiting-coco-smoke}"
+[[ -d "$COCO/train2017" ]] || { echo "revisiting_coco_smoke.sh: no train2017/ in $COCO (set COCO)" >&2; exit 2; }
+case "$EVAL" in
+    cifar10)
+        [[ -e "$CIFAR_ZIP" ]] || { echo "revisiting_coco_smoke.sh: CIFAR-10 not found: $CIFAR_ZIP (set CIFAR_ZIP)" >&2; exit 2; }
+        DATA=(--dataset imagefolder --data "$CIFAR_ZIP" --dataset-name CIFAR-10 --max-per-class 200 --test-split test);;
+    coco-objects)
+        DATA=(--dataset coco-objects --data "$COCO" --dataset-name "COCO objects");;
+    *) echo "revisiting_coco_smoke.sh: EVAL must be cifar10 or coco-objects, got $EVAL" >&2; exit 2;;
+esac
+KNN=(-k 20 -t 0.07 --image-size 32 --scale smoke)
+COMMON=(data.kind=coco "data.name=COCO ($(basename "$COCO"))" "data.root=$COCO" data.split=train2017
+        data.keep_aspect=true "data.image_size=$IMAGE_SIZE" "optim.batch_size=$BATCH"
+        "method.queue_size=$QUEUE" method.tau=0.2 "optim.max_steps=$STEPS" monitor=null train.quiet=true)
+(( JOBS == 1 )) || export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+mkdir -p "$OUT"
+step() { printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# knn NAME ARGS...: weighted kNN of one backbone; its top-1 goes to $OUT/NAME.knn
+knn() {
+    local name="$1"; shift
+    "$PY" transfer/knn.py "$@" "${DATA[@]}" "${KNN[@]}" > "$OUT/$name.knn.log" 2>&1 \
+        || { cat "$OUT/$name.knn.log" >&2; return 1; }
+    grep -o 'best k=[0-9]* [0-9.]*%' "$OUT/$name.knn.log" | grep -o '[0-9.]*%' | tr -d % > "$OUT/$name.knn"
+}
+variant() {  # a finished pretraining is not redone (--resume auto), and keeps its first wall time
+    local v="$1" t0 finished=0
+    [[ -e "$OUT/$v/backbone.pth" && -e "$OUT/$v.wall" ]] && finished=1
+    t0=$(date +%s)
+    "$PY" -m pretrain --config "pretrain/configs/revisiting_${v}_smoke.yaml" --resume auto \
+        "name=revisiting_${v}_coco_smoke" "train.out_dir=$OUT/$v" "${COMMON[@]}" >> "$OUT/$v.log" 2>&1 \
+        || { tail -20 "$OUT/$v.log" >&2; return 1; }
+    (( finished )) || echo $(( $(date +%s) - t0 )) > "$OUT/$v.wall"
+    knn "$v" --ckpt "$OUT/$v/backbone.pth"
+    step "done: $v (kNN $(cat "$OUT/$v.knn"), $(cat "$OUT/$v.wall") s)"
+}
+random_init() {
+    knn "random$1" --random-init --arch resnet18_w16 --stem imagenet --method random_init --seed "$1"
+}
+
+step "Revisiting smoke variants on $COCO ($VARIANTS); kNN on $EVAL"
+pids=()
+for job in "random_init 0" "random_init 1" "random_init 2" $(printf 'variant:%s ' $VARIANTS); do
+    while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
+    ${job/:/ } &
+    pids+=($!)
+done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+(( failed == 0 )) || { echo "revisiting_coco_smoke.sh: a run failed (logs in $OUT)" >&2; exit 1; }
+
+best=$(cat "$OUT"/random{0,1,2}.knn | sort -g | tail -1)
+low=$(cat "$OUT"/random{0,1,2}.knn | sort -g | head -1)
+printf '\n| variant | kNN | random-init kNN | margin | verdict | pretrain s |\n|---|---|---|---|---|---|\n'
+status=0
+for v in $VARIANTS; do
+    read -r acc < "$OUT/$v.knn"
+    margin=$(awk -v a="$acc" -v b="$best" 'BEGIN { printf "%+.1f", a - b }')
+    verdict=$(awk -v a="$acc" -v b="$best" -v m="$MARGIN" 'BEGIN { print (a > b + m) ? "PASS" : "FAIL" }')
+    [[ "$verdict" == PASS ]] || status=1
+    echo "| $v | $acc | $low-$best | $margin | $verdict | $(cat "$OUT/$v.wall") |"
+done
+echo "(kNN k 20, T 0.07, 32 px, on $EVAL; PASS: above the best of 3 random-init seeds by more than $MARGIN points)"
+exit $status

@@ -1,0 +1,41 @@
+"""docker/revisiting_coco_smoke.sh: bad input, and a few-step plumbing run on generated COCO."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script(tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "docker/revisiting_coco_smoke.sh"], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PY": sys.executable, "OUT": str(tmp_path / "out"),
+                                            "SSL_REPRO_RESULTS": str(tmp_path / "results"), **env})
+
+
+def test_missing_coco_names_the_folder(tmp_path):
+    result = _script(tmp_path, COCO=str(tmp_path / "nowhere"))
+    assert result.returncode == 2 and "nowhere" in result.stderr
+    result = _script(tmp_path, COCO=str(REPO), EVAL="imagenet")
+    assert result.returncode == 2
+
+
+def test_plumbing_on_generated_coco(tmp_path, generated):
+    (tmp_path / "coco").symlink_to(generated["coco"])
+    result = _script(tmp_path, COCO=str(tmp_path / "coco"), EVAL="coco-objects", VARIANTS="plain", STEPS="3",
+                     BATCH="8", QUEUE="16", IMAGE_SIZE="64", JOBS="2")
+    assert result.returncode in (0, 1), result.stderr
+    randoms = [float((tmp_path / "out" / f"random{s}.knn").read_text()) for s in range(3)]
+    row = re.search(r"^\| plain \| ([\d.]+) \| ([\d.]+)-([\d.]+) \| ([+-][\d.]+) \| (PASS|FAIL) \| \d+ \|$",
+                    result.stdout, re.MULTILINE)
+    assert row, result.stdout
+    accuracy = float(row.group(1))
+    assert (float(row.group(2)), float(row.group(3))) == (min(randoms), max(randoms))
+    assert abs(float(row.group(4)) - (accuracy - max(randoms))) < 0.06
+    assert row.group(5) == ("PASS" if accuracy > max(randoms) else "FAIL")
+    assert result.returncode == (0 if row.group(5) == "PASS" else 1)
+    records = (tmp_path / "results" / "runs" / "knn_cls.jsonl").read_text().splitlines()
+    assert len(records) == 4 and all('"scale": "smoke"' in r for r in records)  # 3 random seeds + plain
