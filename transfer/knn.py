@@ -29,12 +29,10 @@ import time
 
 from evaluation.knn import top1, weighted_knn_predict_many
 from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
-from pretrain.data.loading import DATASET_KINDS, UInt8Images, open_dataset
+from pretrain.data.loading import DATASET_KINDS, DATASET_NAMES, UInt8Images, open_dataset
 from pretrain.features import REPRESENTATIONS, extract_features, representation
 from transfer.common import ResizeCenterCrop, add_common_args, add_dataset_args, backbone_from_args, parse_common
 
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet",
-                 "coco-objects": "COCO objects"}
 # DINO eval_knn.py (copied verbatim in CGH's eval_knn.py): nb_knn 10 20 100 200, temperature 0.07,
 # Resize(256, bicubic) + CenterCrop(224); CGH reports the highest accuracy over the k (seed 000 Sec. 4.2)
 PRESETS = {"dino": {"k": [10, 20, 100, 200], "temperature": 0.07, "resize": 256, "image_size": 224}}

@@ -58,13 +58,12 @@ from tqdm import tqdm
 
 from transfer.common import append_record  # adds the checkpoint's `reproduces` and the protocol label
 from pretrain.data.augment import ViewSpec, make_views, normalize, sample_params
-from pretrain.data.loading import DATASET_KINDS, UInt8Images, batch_loader, epoch_batches, open_dataset
+from pretrain.data.loading import (DATASET_KINDS, DATASET_NAMES, UInt8Images, batch_loader, epoch_batches,
+                                   open_dataset)
 from pretrain.features import REPRESENTATIONS, extract_features, representation
 from pretrain.schedules import cosine_with_warmup
 from transfer.common import ResizeCenterCrop, add_common_args, add_dataset_args, backbone_from_args, parse_common
 
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet",
-                 "coco-objects": "COCO objects"}
 SMOKE_EPOCHS = 2
 
 

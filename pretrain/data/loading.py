@@ -15,10 +15,15 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-DATASET_KINDS = ("imagefolder", "imagelist", "coco", "coco-objects", "cifar10", "cifar100", "tinyimagenet", "stl10")
+DATASET_KINDS = ("imagefolder", "imagelist", "coco", "coco-objects", "cifar10", "cifar100", "tinyimagenet",
+                 "stl10")
+# the dataset's name in a result record when none is given (default: the kind)
+DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "tinyimagenet": "Tiny-ImageNet",
+                 "coco-objects": "COCO objects"}
 # the split a dataset is evaluated on when none is named: the release's labelled test split, or
 # its val split where the test labels are not public (Tiny-ImageNet; ImageNet in ImageFolder layout)
-TEST_SPLITS = {"cifar10": "test", "cifar100": "test", "stl10": "test", "tinyimagenet": "val", "coco-objects": "val2017"}
+TEST_SPLITS = {"cifar10": "test", "cifar100": "test", "stl10": "test", "tinyimagenet": "val",
+               "coco-objects": "val2017"}
 
 
 def default_test_split(kind: str, root: str | Path) -> str:
