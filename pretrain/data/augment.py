@@ -219,8 +219,7 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
 
 def _rgb_to_hsv(x):
     r, g, b = x.unbind(1)
-    maxc, _ = x.max(1)
-    minc, _ = x.min(1)
+    maxc, minc = x.amax(1), x.amin(1)  # values only: max(1)/min(1) also build indices, ~30x slower on CPU
     delta = maxc - minc
     safe = torch.where(delta > 0, delta, torch.ones_like(delta))
     h = torch.where(maxc == r, ((g - b) / safe) % 6,
@@ -461,7 +460,8 @@ def apply_view(images: torch.Tensor, params: ViewParams, spec: ViewSpec) -> torc
         sel = blur.nonzero()[:, 0]
         kernel = max(3, int(0.1 * spec.size) // 2 * 2 + 1)  # odd, about 10% of the side
         x = x.index_copy(0, sel, gaussian_blur(x[sel], params.blur_sigma[sel], kernel))
-    x = torch.where(params.solarize.view(-1, 1, 1, 1) & (x >= 0.5), 1 - x, x)
+    if params.solarize.any():
+        x = torch.where(params.solarize.view(-1, 1, 1, 1) & (x >= 0.5), 1 - x, x)
     if params.randaug is not None:
         x = rand_augment(x, params.randaug)
     if params.autoaug is not None:
