@@ -1,6 +1,7 @@
 """docker/revisiting_coco_smoke.sh: bad input, and a few-step plumbing run on generated COCO."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,11 +17,13 @@ def _script(tmp_path: Path, **env) -> subprocess.CompletedProcess:
                                             "SSL_REPRO_RESULTS": str(tmp_path / "results"), **env})
 
 
-def test_missing_coco_names_the_folder(tmp_path):
+def test_missing_coco_names_the_folder(tmp_path, generated):
     result = _script(tmp_path, COCO=str(tmp_path / "nowhere"))
     assert result.returncode == 2 and "nowhere" in result.stderr
-    result = _script(tmp_path, COCO=str(REPO), EVAL="imagenet")
-    assert result.returncode == 2
+    result = _script(tmp_path, COCO=str(generated["coco"]), EVAL="imagenet")
+    assert result.returncode == 2 and "imagenet" in result.stderr
+    result = _script(tmp_path, COCO=str(generated["coco"]), EVAL="shapes", SHAPES=str(tmp_path / "no_shapes"))
+    assert result.returncode == 2 and "no_shapes" in result.stderr
 
 
 def test_plumbing_on_generated_coco(tmp_path, generated):
@@ -39,3 +42,20 @@ def test_plumbing_on_generated_coco(tmp_path, generated):
     assert result.returncode == (0 if row.group(5) == "PASS" else 1)
     records = (tmp_path / "results" / "runs" / "knn_cls.jsonl").read_text().splitlines()
     assert len(records) == 4 and all('"scale": "smoke"' in r for r in records)  # 3 random seeds + plain
+
+
+def test_synthetic_generates_colour_pair_scenes_and_the_shapes_probe(tmp_path):
+    import yaml
+
+    result = _script(tmp_path, COCO="synthetic", VARIANTS="plain", STEPS="3", BATCH="8", QUEUE="16",
+                     IMAGE_SIZE="64", VIEW_SIZE="32", JOBS="2")
+    assert result.returncode in (0, 1), result.stderr
+    out = tmp_path / "out"
+    marker = json.loads((out / "data" / "scenes" / "coco" / ".complete").read_text())
+    assert (marker["format"], marker["scale"], marker["coco_colors"]) == ("coco", "small", "palette")
+    assert (out / "data" / "shapes" / "imagefolder" / "val").is_dir()
+    config = yaml.safe_load((out / "plain" / "config.yaml").read_text())
+    assert config["data"]["root"] == str(out / "data" / "scenes" / "coco")
+    assert (config["views"]["default"]["size"], config["views"]["small"]["size"]) == (32, 16)
+    assert "kNN on shapes" in result.stdout and "32 px, on shapes" in result.stdout
+    assert re.search(r"^\| plain \| [\d.]+ \|", result.stdout, re.MULTILINE), result.stdout

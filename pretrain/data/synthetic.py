@@ -1,6 +1,7 @@
 """Generate small, deterministic stand-ins for the suite's datasets in their real on-disk layouts.
 
     python -m pretrain.data.synthetic --out DIR [--seed 0] [--formats voc,coco] [--scale smoke]
+    python -m pretrain.data.synthetic --out DIR --formats coco --coco-colors palette
 
 Every image is a scene of textured, randomly coloured shapes on a textured, randomly
 coloured background. The *shape* is the class; colour, size, position and a small rotation
@@ -34,6 +35,10 @@ Conventions (documented here once):
 * ``DAVIS/*/480p`` and the small Cityscapes frames keep the real folder names; at smoke scale
   the frames are 192x108 and 256x128, not 854x480 / 2048x1024.
 * CIFAR ``num_cases_per_batch`` is the real count per batch here, not 10000.
+* ``--coco-colors palette`` draws every COCO scene in the shape sets' one (background, object)
+  colour pair, plain background, instead of random colours: scenes that only their objects'
+  shapes and layout tell apart (Revisiting's smoke check on COCO-format scenes). The folder's
+  marker records the choice, so switching regenerates.
 
 Output is byte-identical for the same seed and scale (numpy ``Generator`` seeded per image,
 fixed JPEG quality, sorted writing order). A finished format folder holds a ``.complete``
@@ -83,6 +88,7 @@ FORMAT_DIRS = {
     "cityscapes": "cityscapes",
 }
 MARKER = ".complete"
+COCO_COLORS = ("random", "palette")  # --coco-colors
 JPEG_QUALITY = 90
 PICKLE_PROTOCOL = 4  # loads like the official files: pickle.load(f, encoding="bytes") -> bytes keys
 SUPERSAMPLE = 2  # classification images are drawn at 2x and box-filtered down (anti-aliasing)
@@ -129,6 +135,11 @@ class Scale:
     cityscapes_train: tuple[tuple[str, int], ...] = (("aachen", 3), ("bochum", 2))
     cityscapes_val: tuple[tuple[str, int], ...] = (("frankfurt", 3),)
     cityscapes_size: tuple[int, int] = (256, 128)
+    # COCO scenes in the one (background, object) colour pair of the shape-classification sets
+    # (--coco-colors palette) instead of a random background and random object colours. Measured
+    # (issue 18): on random colours, instance discrimination on COCO-format scenes is solved by
+    # each image's own background and the learned features rank objects below random init.
+    coco_palette: bool = False
 
 
 SCALES = {
@@ -412,11 +423,13 @@ def place_objects(
     hue: tuple[float, float] = (0.0, 1.0),
     tries: int = 30,
     allow_overlap: bool = False,
+    color: tuple[int, int, int] | None = None,
 ) -> list[ShapeObject]:
     """Randomly size, rotate, colour and place shapes fully inside the image.
 
     Boxes stay ``gap`` px apart unless ``allow_overlap``; a shape that finds no free spot in
-    ``tries`` attempts is dropped. ``occupied`` (a list of boxes) is updated.
+    ``tries`` attempts is dropped. ``occupied`` (a list of boxes) is updated. ``color``: every
+    object's colour (default: a random one contrasting with the background, per object).
     """
     height, width = background.shape[:2]
     occupied = occupied if occupied is not None else []
@@ -436,9 +449,9 @@ def place_objects(
             if not allow_overlap and any(_overlaps(box, other, gap) for other in occupied):
                 continue
             occupied.append(box)
-            color = contrasting_color(rng, background, hue)
+            fill = color if color is not None else contrasting_color(rng, background, hue)
             placed.append(
-                ShapeObject(int(shape), float(cx), float(cy), float(size), float(angle), float(aspect), color)
+                ShapeObject(int(shape), float(cx), float(cy), float(size), float(angle), float(aspect), fill)
             )
             break
     return placed
@@ -452,13 +465,14 @@ def place_crowd(
     size: float,
     occupied: list[Box],
     gap: float = 3.0,
+    color: tuple[int, int, int] | None = None,
 ) -> list[ShapeObject]:
     """A row of ``count`` same-shape objects (one COCO ``iscrowd`` annotation), or [] if it does not fit."""
     height, width = background.shape[:2]
     slot_w, slot_h = count * size, size
     if slot_w + 2 > width or slot_h + 2 > height:
         return []
-    color = contrasting_color(rng, background)
+    color = color if color is not None else contrasting_color(rng, background)
     for _ in range(30):
         x0, y0 = rng.uniform(1, width - 1 - slot_w), rng.uniform(1, height - 1 - slot_h)
         box = (x0, y0, x0 + slot_w, y0 + slot_h)
@@ -825,18 +839,21 @@ def uncompressed_rle(mask: np.ndarray) -> dict[str, Any]:
 
 
 def _coco_split(
-    root: Path, seed: int, split: str, n: int, ann_id: int, progress: _Progress
+    root: Path, seed: int, split: str, n: int, ann_id: int, progress: _Progress, palette: bool = False
 ) -> tuple[dict[str, Any], int]:
+    """``palette``: every scene in the (background, object) colours of CLASSIFICATION_PALETTE."""
     from pycocotools import mask as mask_utils
 
+    pair = CLASSIFICATION_PALETTE[0] if palette else None
     images, annotations = [], []
     for i in range(n):
         rng = _image_rng(seed, "coco", split, i)
         width, height = _random_size(rng, COCO_IMAGE_WIDTH, COCO_IMAGE_HEIGHT)
-        background = make_background(rng, height, width)
+        background = make_background(rng, height, width, color=pair[0] if pair else None, blotches=not pair)
+        object_color = pair[1] if pair else None
         occupied: list[Box] = []
         shapes = rng.integers(0, len(SHAPES), size=int(rng.integers(2, 6)))
-        objects = place_objects(rng, background, shapes, (16, 60), occupied)
+        objects = place_objects(rng, background, shapes, (16, 60), occupied, color=object_color)
         crowd: list[ShapeObject] = []
         if i % COCO_CROWD_EVERY == COCO_CROWD_EVERY - 1:
             crowd = place_crowd(
@@ -846,6 +863,7 @@ def _coco_split(
                 int(rng.integers(3, 5)),
                 float(rng.uniform(10, 16)),
                 occupied,
+                color=object_color,
             )
         scene = render_scene(background, objects + crowd, rng)
         image_id = COCO_IMAGE_ID_OFFSET[split] + i + 1
@@ -931,8 +949,8 @@ def _coco_split(
 
 
 def write_coco(root: Path, seed: int, scale: Scale, progress: _Progress) -> None:
-    _, last_id = _coco_split(root, seed, "train2017", scale.coco_train, 0, progress)
-    _coco_split(root, seed, "val2017", scale.coco_val, last_id, progress)
+    _, last_id = _coco_split(root, seed, "train2017", scale.coco_train, 0, progress, scale.coco_palette)
+    _coco_split(root, seed, "val2017", scale.coco_val, last_id, progress, scale.coco_palette)
 
 
 # --------------------------------------------------------------------------- video / street formats
@@ -1151,8 +1169,11 @@ def _code_version() -> str:
     return hashlib.sha256(source + versions).hexdigest()[:16]
 
 
-def _marker(fmt: str, seed: int, scale: str) -> dict[str, Any]:
-    return {"generator": __name__, "format": fmt, "seed": seed, "scale": scale, "version": _code_version()}
+def _marker(fmt: str, seed: int, scale: str, coco_colors: str = "random") -> dict[str, Any]:
+    marker = {"generator": __name__, "format": fmt, "seed": seed, "scale": scale, "version": _code_version()}
+    if fmt == "coco" and coco_colors != "random":
+        marker["coco_colors"] = coco_colors
+    return marker
 
 
 def _read_marker(root: Path) -> dict[str, Any] | None:
@@ -1184,14 +1205,21 @@ def generate(
     scale: str = "smoke",
     force: bool = False,
     progress: bool = True,
+    coco_colors: str = "random",
 ) -> dict[str, Path]:
     """Generate ``formats`` (default: all) under ``out_dir``; return format -> dataset root.
+
+    ``coco_colors``: ``random`` (a random background and object colours per scene) or ``palette``
+    (every COCO scene in the shape sets' one colour pair; see ``Scale.coco_palette``).
 
     A format whose folder carries a matching ``.complete`` marker is skipped unless ``force``.
     A folder without any marker (not made here) is never overwritten: FileExistsError.
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose from {sorted(SCALES)}")
+    if coco_colors not in COCO_COLORS:
+        raise ValueError(f"unknown coco_colors {coco_colors!r}; choose from {list(COCO_COLORS)}")
+    sizes = dataclasses.replace(SCALES[scale], coco_palette=coco_colors == "palette")
     formats = list(FORMATS if formats is None else formats)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -1202,7 +1230,7 @@ def generate(
     for fmt in formats:
         root = out / FORMAT_DIRS[fmt]
         roots[fmt] = root
-        wanted = _marker(fmt, seed, scale)
+        wanted = _marker(fmt, seed, scale, coco_colors)
         found = _read_marker(root)
         if found == wanted and not force:
             log.info("%-11s up to date: %s", fmt, root)
@@ -1212,9 +1240,9 @@ def generate(
                 f"{root} exists and was not made by {__name__}; remove it or pick another --out"
             )
         started = time.perf_counter()
-        bar = _Progress(_item_count(fmt, SCALES[scale]), fmt, progress)
+        bar = _Progress(_item_count(fmt, sizes), fmt, progress)
         with _staging(root) as staging:
-            WRITERS[fmt](staging, seed, SCALES[scale], bar)
+            WRITERS[fmt](staging, seed, sizes, bar)
             (staging / MARKER).write_text(json.dumps(wanted, sort_keys=True) + "\n")
         bar.close()
         log.info("%-11s %5d items in %5.1f s -> %s", fmt, bar.done, time.perf_counter() - started, root)
@@ -1237,6 +1265,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scale", default="smoke", choices=sorted(SCALES), help="dataset sizes (default smoke)"
     )
+    parser.add_argument(
+        "--coco-colors", default="random", choices=COCO_COLORS,
+        help="COCO scenes: a random background and object colours per image (default), or all in one "
+        "(background, object) colour pair, as the shape sets (palette: scenes whose objects, not "
+        "their colours, tell images apart; Revisiting's smoke check on COCO-format scenes)",
+    )
     parser.add_argument("--force", action="store_true", help="regenerate even if an up-to-date copy exists")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
@@ -1247,7 +1281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         started = time.perf_counter()
         roots = generate(
-            args.out, formats, seed=args.seed, scale=args.scale, force=args.force, progress=not args.quiet
+            args.out, formats, seed=args.seed, scale=args.scale, force=args.force, progress=not args.quiet,
+            coco_colors=args.coco_colors,
         )
     except (ValueError, FileExistsError) as exc:
         parser.error(str(exc))

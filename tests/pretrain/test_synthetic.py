@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import re
 import subprocess
@@ -419,3 +420,42 @@ def test_voc_boxes_are_one_based_and_inclusive() -> None:
     )  # 0-based columns 10..19
     (box,) = synthetic.voc_boxes(scene, [obj])
     assert box.name == VOC_CLASSES[square] and box.box == (11, 11, 20, 20)
+
+
+def _coco_colour_means(root: Path, split: str = "train2017") -> tuple[np.ndarray, np.ndarray]:
+    """Per image: mean RGB of the background pixels and of the object pixels (COCO masks)."""
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(root / "annotations" / f"instances_{split}.json"))
+    backgrounds, objects = [], []
+    for image_id, info in coco.imgs.items():
+        pixels = np.asarray(Image.open(root / split / info["file_name"]).convert("RGB"), dtype=float)
+        inside = np.zeros(pixels.shape[:2], dtype=bool)
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image_id])):
+            inside |= coco.annToMask(ann).astype(bool)
+        backgrounds.append(pixels[~inside].mean(axis=0))
+        objects.append(pixels[inside].mean(axis=0))
+    return np.array(backgrounds), np.array(objects)
+
+
+def test_coco_palette_scenes_use_the_shape_sets_colour_pair(roots: dict[str, Path], tmp_path: Path) -> None:
+    (background, objects), = synthetic.CLASSIFICATION_PALETTE
+    root = synthetic.generate(tmp_path, formats=["coco"], coco_colors="palette")["coco"]
+    assert json.loads((root / synthetic.MARKER).read_text())["coco_colors"] == "palette"
+    bg, obj = _coco_colour_means(root)
+    assert len(bg) == SMOKE.coco_train
+    # JPEG, shading and pixel noise move the means a little; edges blur object into background
+    assert np.abs(bg - background).max() < 12, bg
+    assert np.abs(obj - objects).max() < 45, obj
+    random_bg, _ = _coco_colour_means(roots["coco"])
+    assert random_bg.std(axis=0).min() > 20  # the default draws a colour per scene
+    # the same layout of annotations as the default writer: pycocotools reads both alike
+    assert sorted(p.name for p in (root / "annotations").iterdir()) == ["instances_train2017.json",
+                                                                       "instances_val2017.json"]
+    # switching back regenerates (the marker names the colours), an unknown value is refused
+    synthetic.generate(tmp_path, formats=["coco"])
+    assert "coco_colors" not in json.loads((root / synthetic.MARKER).read_text())
+    with pytest.raises(ValueError, match="coco_colors"):
+        synthetic.generate(tmp_path, formats=["coco"], coco_colors="pastel")
+    with pytest.raises(SystemExit):
+        synthetic.main(["--out", str(tmp_path), "--formats", "coco", "--coco-colors", "pastel"])
