@@ -18,7 +18,8 @@
 #   random background per image, instance discrimination matches backgrounds and every variant
 #   ends below random init on the scenes' objects; with the colour pair at 32 px views the
 #   2-10 px objects are too small to learn from -- plain 55.8 vs 56.8-64.6 -- at 64 px views 79.0
-#   vs 54.0-68.0.)
+#   vs 54.0-68.0; the multi-crop variants stay below random init there: 63.8 multi-crop, 60.2
+#   constrained, their small crops mostly show plain background. README, Revisiting.)
 # EVAL=cifar10 (default): the first 200 images per class of CIFAR-10's train (bank) and test
 #   (queries) splits, from the JPEG release (CIFAR_ZIP, a folder or .zip), at 32 px.
 # EVAL=coco-objects: COCO's medium and large objects (box >= 32x32 px) as square crops labelled by
