@@ -30,7 +30,7 @@
 #   input side.
 # The pretraining is each variant's smoke config (pretrain/configs/revisiting_<v>_smoke.yaml: a
 # quarter-width ResNet-18, 32 px views, 16 px small crops) with the overrides in COMMON: images at
-# IMAGE_SIZE on their longer side, the paper's tau 0.2, batch BATCH and a queue of QUEUE keys
+# IMAGE_SIZE on their longer side, views at VIEW_SIZE (small crops at half of it), the paper's tau 0.2, batch BATCH and a queue of QUEUE keys
 # (the queue must stay below the number of images: COCO-MINI has 80), STEPS steps (default 2,000;
 # A+ 3,000: at 2,000 its margin on COCO-MINI was +1.7, at 3,000 +6.1).
 # JOBS pretrainings side by side (one thread each when JOBS > 1). Prints one table; records go to

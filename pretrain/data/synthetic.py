@@ -111,7 +111,8 @@ MIN_CONTRAST = 110.0  # minimum RGB distance between an object colour and the ba
 
 @dataclass(frozen=True)
 class Scale:
-    """Dataset sizes (images, sequences or frames) for one ``--scale``."""
+    """Dataset sizes (images, sequences or frames) for one ``--scale``; ``coco_palette`` is not a
+    size: ``generate`` sets it from ``coco_colors`` (no scale sets it)."""
 
     imagefolder_classes: int = 5
     imagefolder_train_per_class: int = 400  # the smoke pretraining set (64 px, ImageNet stem)
