@@ -107,7 +107,14 @@ class SplitBatchNorm2d(nn.BatchNorm2d):
             self.running_mean.copy_(mean.view(self.splits, c).mean(0))
             self.running_var.copy_(var.view(self.splits, c).mean(0))
             self.num_batches_tracked += 1
-        return y.view(n, c, h, w)
+        # back in the input's memory layout: the reshape above copies a channels_last input into
+        # NCHW, and the next layers (max-pool above all) run several times slower on NCHW there
+        return y.view(n, c, h, w).contiguous(memory_format=_memory_format(x))
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
+            and not x.is_contiguous() else torch.contiguous_format)
 
 
 def split_batch_norm(module: nn.Module, splits: int) -> nn.Module:

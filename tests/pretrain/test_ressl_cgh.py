@@ -208,6 +208,19 @@ def test_split_batch_norm_equals_bn_per_group():
     torch.testing.assert_close(split(x), bn.eval()(x))
 
 
+def test_split_batch_norm_keeps_the_input_memory_layout():
+    """A channels_last input comes out channels_last (the engine runs channels_last; an NCHW
+    output made the next max-pool several times slower) with the same values as NCHW."""
+    torch.manual_seed(0)
+    split = SplitBatchNorm2d(4, splits=2)
+    x = torch.randn(8, 4, 5, 5)
+    y = split(x)
+    assert y.is_contiguous()
+    y_cl = split(x.contiguous(memory_format=torch.channels_last))
+    assert y_cl.is_contiguous(memory_format=torch.channels_last) and not y_cl.is_contiguous()
+    assert torch.equal(y_cl, y)
+
+
 def test_batch_shuffled_returns_the_original_order_and_changes_bn_groups():
     torch.manual_seed(0)
     net = split_batch_norm(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4)), 2)
