@@ -30,9 +30,11 @@
 #   input side.
 # The pretraining is each variant's smoke config (pretrain/configs/revisiting_<v>_smoke.yaml: a
 # quarter-width ResNet-18, 32 px views, 16 px small crops) with the overrides in COMMON: images at
-# IMAGE_SIZE on their longer side, views at VIEW_SIZE (small crops at half of it), the paper's tau 0.2, batch BATCH and a queue of QUEUE keys
+# IMAGE_SIZE on their longer side, views at VIEW_SIZE (small crops at half of it), tau TAU (default
+# the paper's 0.2; the shapes smoke configs use 0.5), batch BATCH and a queue of QUEUE keys
 # (the queue must stay below the number of images: COCO-MINI has 80), STEPS steps (default 2,000;
-# A+ 3,000: at 2,000 its margin on COCO-MINI was +1.7, at 3,000 +6.1).
+# A+ 3,000: at 2,000 its margin on COCO-MINI was +1.7, at 3,000 +6.1). OVERRIDES: more
+# space-separated key=value overrides for every variant, applied last (e.g. "views.small.size=64").
 # JOBS pretrainings side by side (one thread each when JOBS > 1). Prints one table; records go to
 # $SSL_REPRO_RESULTS/runs (default results/local/runs). Exit status 1 when a variant's kNN is not
 # above the best random seed by MARGIN points.
@@ -54,6 +56,8 @@ NAME="${NAME:-COCO ($(basename "$COCO"))}"
 EVAL="${EVAL:-cifar10}" VIEW_SIZE="${VIEW_SIZE:-32}"
 VARIANTS="${VARIANTS:-plain multicrop constrained aplus knn}"
 IMAGE_SIZE="${IMAGE_SIZE:-128}" BATCH="${BATCH:-32}" QUEUE="${QUEUE:-64}" STEPS="${STEPS:-}"
+TAU="${TAU:-0.2}"
+read -ra OVERRIDES <<< "${OVERRIDES:-}"  # space-separated key=value
 declare -A VARIANT_STEPS=([aplus]=3000)  # without STEPS: 2,000 steps, A+ 3,000 (as its shapes config)
 MARGIN="${MARGIN:-0}" JOBS="${JOBS:-2}"
 [[ -d "$COCO/train2017" ]] || { echo "revisiting_coco_smoke.sh: no train2017/ in $COCO (set COCO)" >&2; exit 2; }
@@ -72,7 +76,7 @@ KNN=(-k 20 -t 0.07 --image-size "$VIEW_SIZE" --scale smoke)
 COMMON=(data.kind=coco "data.name=$NAME" "data.root=$COCO" data.split=train2017
         data.keep_aspect=true "data.image_size=$IMAGE_SIZE" "optim.batch_size=$BATCH"
         "views.default.size=$VIEW_SIZE" "views.small.size=$(( VIEW_SIZE / 2 ))"
-        "method.queue_size=$QUEUE" method.tau=0.2 monitor=null train.quiet=true)
+        "method.queue_size=$QUEUE" "method.tau=$TAU" monitor=null train.quiet=true "${OVERRIDES[@]}")
 (( JOBS == 1 )) || export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 mkdir -p "$OUT"
 step() { printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }

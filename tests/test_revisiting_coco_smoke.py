@@ -48,7 +48,8 @@ def test_synthetic_generates_colour_pair_scenes_and_the_shapes_probe(tmp_path):
     import yaml
 
     result = _script(tmp_path, COCO="synthetic", VARIANTS="plain", STEPS="3", BATCH="8", QUEUE="16",
-                     IMAGE_SIZE="64", VIEW_SIZE="32", JOBS="2")
+                     IMAGE_SIZE="64", VIEW_SIZE="32", JOBS="2", TAU="0.5",
+                     OVERRIDES="optim.momentum=0.8 views.small.blur_p=0.5")
     assert result.returncode in (0, 1), result.stderr
     out = tmp_path / "out"
     marker = json.loads((out / "data" / "scenes" / "coco" / ".complete").read_text())
@@ -57,5 +58,7 @@ def test_synthetic_generates_colour_pair_scenes_and_the_shapes_probe(tmp_path):
     config = yaml.safe_load((out / "plain" / "config.yaml").read_text())
     assert config["data"]["root"] == str(out / "data" / "scenes" / "coco")
     assert (config["views"]["default"]["size"], config["views"]["small"]["size"]) == (32, 16)
+    assert config["method"]["tau"] == 0.5  # TAU
+    assert (config["optim"]["momentum"], config["views"]["small"]["blur_p"]) == (0.8, 0.5)  # OVERRIDES
     assert "kNN on shapes" in result.stdout and "32 px, on shapes" in result.stdout
     assert re.search(r"^\| plain \| [\d.]+ \|", result.stdout, re.MULTILINE), result.stdout
