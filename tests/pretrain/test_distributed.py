@@ -24,8 +24,10 @@ def _load_worker():
 @pytest.mark.parametrize("method", ["mocov2", "mocov2_shuffle_bn", "ressl_shuffle_bn", "cgh_shuffle_bn",
                                     "lewel_m", "lewel_m_shuffle_bn"])  # LEWEL_M: in-batch negatives of both
 def test_two_gloo_processes_match_one_process(tmp_path, method):
+    # --log-dir inside tmp_path: by default torchrun makes a new /tmp/torchelastic_* per run, never removed
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          str(WORKER), str(tmp_path), method], capture_output=True, text=True, timeout=300)
+                          "--log-dir", str(tmp_path / "torchrun"), str(WORKER), str(tmp_path), method],
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     worker = _load_worker()
     ref_grads, ref_queue, ref_ptr, ref_groups = worker.step(0, 1, method)
