@@ -135,12 +135,11 @@ collector() {
 # smoke_methods [all]: one method per pretrain/configs/<m>_smoke.yaml (a new method joins the smoke
 # tier with its config), MoCo v2 first (its backbone is the transfer checks' and PCD's teacher), then
 # the others longest first (by optim.max_steps, then name: side-by-side slots then end close together;
-# PCD, the shortest, waits for MoCo v2 last). Without `all`, one config per method: the other
-# variants of a method with several (SMOKE_VARIANTS: LEWEL_B beside LEWEL_M, the same lewel.py on
-# BYOL instead of MoCo v2, whose BYOL base runs as its own method; Revisiting's plain / multi-crop /
-# A+ / kNN-MoCo beside its constrained multi-crop) are left out of the default run, so that it stays
-# under 15 minutes on 2 cores (issue 15: LEWEL_B's 3,000 steps were 469 of 1,762 s of pretraining
-# job time); METHODS=all runs them too.
+# PCD, the shortest, waits for MoCo v2 last). Without `all`, one config per method: a method's other
+# variants (SMOKE_VARIANTS: LEWEL_B beside LEWEL_M -- lewel.py on a BYOL base, and BYOL runs as its
+# own method; Revisiting's plain / multi-crop / A+ / kNN-MoCo beside constrained multi-crop) are
+# left out of the default run, so that it stays under 15 minutes on 2 cores (issue 15: LEWEL_B's
+# 3,000 steps were 469 of 1,762 s of pretraining job time); METHODS=all runs them too.
 SMOKE_VARIANTS="lewel_b revisiting_plain revisiting_multicrop revisiting_aplus revisiting_knn"
 smoke_methods() {
     local f m n first=() rest=()

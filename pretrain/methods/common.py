@@ -109,12 +109,9 @@ class SplitBatchNorm2d(nn.BatchNorm2d):
             self.num_batches_tracked += 1
         # back in the input's memory layout: the reshape above copies a channels_last input into
         # NCHW, and the next layers (max-pool above all) run several times slower on NCHW there
-        return y.view(n, c, h, w).contiguous(memory_format=_memory_format(x))
-
-
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    return (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
-            and not x.is_contiguous() else torch.contiguous_format)
+        layout = (torch.channels_last if x.is_contiguous(memory_format=torch.channels_last)
+                  else torch.contiguous_format)
+        return y.view(n, c, h, w).contiguous(memory_format=layout)
 
 
 def split_batch_norm(module: nn.Module, splits: int) -> nn.Module:
