@@ -26,6 +26,14 @@ def test_missing_coco_names_the_folder(tmp_path, generated):
     assert result.returncode == 2 and "no_shapes" in result.stderr
 
 
+def test_out_with_runs_of_other_settings_is_refused(tmp_path, generated):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "settings").write_text("COCO=elsewhere TAU=0.5\n")
+    result = _script(tmp_path, COCO=str(generated["coco"]), EVAL="coco-objects")
+    assert result.returncode == 2 and "other settings" in result.stderr and "TAU=0.5" in result.stderr
+    assert not (tmp_path / "out" / "random0.knn").exists()
+
+
 def test_plumbing_on_generated_coco(tmp_path, generated):
     (tmp_path / "coco").symlink_to(generated["coco"])
     result = _script(tmp_path, COCO=str(tmp_path / "coco"), EVAL="coco-objects", VARIANTS="plain", STEPS="3",
@@ -54,6 +62,7 @@ def test_synthetic_generates_colour_pair_scenes_and_the_shapes_probe(tmp_path):
     out = tmp_path / "out"
     marker = json.loads((out / "data" / "scenes" / "coco" / ".complete").read_text())
     assert (marker["format"], marker["scale"], marker["coco_colors"]) == ("coco", "small", "palette")
+    assert (marker["coco_layout"], marker["seed"]) == ("themed", 0)  # LAYOUT, DATA_SEED defaults
     assert (out / "data" / "shapes" / "imagefolder" / "val").is_dir()
     config = yaml.safe_load((out / "plain" / "config.yaml").read_text())
     assert config["data"]["root"] == str(out / "data" / "scenes" / "coco")

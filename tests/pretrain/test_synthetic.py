@@ -459,3 +459,34 @@ def test_coco_palette_scenes_use_the_shape_sets_colour_pair(roots: dict[str, Pat
         synthetic.generate(tmp_path, formats=["coco"], coco_colors="pastel")
     with pytest.raises(SystemExit):
         synthetic.main(["--out", str(tmp_path), "--formats", "coco", "--coco-colors", "pastel"])
+
+
+def test_coco_themed_scenes_draw_one_shape_many_times(roots: dict[str, Path], tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    def per_image(root: Path) -> list[list[int]]:
+        coco = COCO(str(root / "annotations" / "instances_train2017.json"))
+        return [[a["category_id"] for a in coco.loadAnns(coco.getAnnIds(imgIds=[i], iscrowd=False))]
+                for i in sorted(coco.imgs)]
+
+    root = synthetic.generate(tmp_path, formats=["coco"], coco_colors="palette", coco_layout="themed")["coco"]
+    marker = json.loads((root / synthetic.MARKER).read_text())
+    assert (marker["coco_colors"], marker["coco_layout"]) == ("palette", "themed")
+    themed = per_image(root)
+    assert len(themed) == SMOKE.coco_train
+    low, high = synthetic.COCO_THEMED_COUNT
+    assert all(len(set(c)) == 1 and len(c) <= high - 1 for c in themed), themed  # one shape per scene
+    assert np.mean([len(c) for c in themed]) >= low  # placement may drop a few, not most
+    assert len({c[0] for c in themed}) >= 5  # the theme varies from scene to scene
+    mixed = per_image(roots["coco"])  # the default layout mixes shapes within a scene
+    assert sum(len(set(c)) > 1 for c in mixed) > len(mixed) / 2
+    # the colours stay the palette's: the layout is a separate choice
+    bg, _ = _coco_colour_means(root)
+    assert np.abs(bg - synthetic.CLASSIFICATION_PALETTE[0][0]).max() < 12
+    # switching back regenerates, an unknown value is refused (API and command line)
+    synthetic.generate(tmp_path, formats=["coco"], coco_colors="palette")
+    assert "coco_layout" not in json.loads((root / synthetic.MARKER).read_text())
+    with pytest.raises(ValueError, match="coco_layout"):
+        synthetic.generate(tmp_path, formats=["coco"], coco_layout="sparse")
+    with pytest.raises(SystemExit):
+        synthetic.main(["--out", str(tmp_path), "--formats", "coco", "--coco-layout", "sparse"])
