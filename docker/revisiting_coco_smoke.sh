@@ -48,12 +48,10 @@ PY="${PY:-$ROOT/.venv/bin/python}"
 COCO="${COCO:-$ROOT/../shared/data/coco}"
 CIFAR_ZIP="${CIFAR_ZIP:-$ROOT/../shared/data/cifar10-jpeg.zip}"
 SHAPES="${SHAPES:-$ROOT/data/synthetic/imagefolder}"
-if [[ "$COCO" == synthetic ]]; then  # generated palette scenes + the smoke shapes (cached by their markers)
-    LAYOUT="${LAYOUT:-themed}" DATA_SEED="${DATA_SEED:-0}"
+GENERATE=0
+if [[ "$COCO" == synthetic ]]; then  # generated palette scenes + the smoke shapes, made below
+    GENERATE=1 LAYOUT="${LAYOUT:-themed}" DATA_SEED="${DATA_SEED:-0}"
     OUT="${OUT:-$ROOT/runs/revisiting-coco-smoke-synthetic-$LAYOUT-seed$DATA_SEED}"
-    "$PY" -m pretrain.data.synthetic --out "$OUT/data/scenes" --scale small --formats coco --coco-colors palette \
-        --coco-layout "$LAYOUT" --seed "$DATA_SEED" --quiet
-    "$PY" -m pretrain.data.synthetic --out "$OUT/data/shapes" --formats imagefolder --seed "$DATA_SEED" --quiet
     COCO="$OUT/data/scenes/coco" SHAPES="$OUT/data/shapes/imagefolder" EVAL="${EVAL:-shapes}" VIEW_SIZE="${VIEW_SIZE:-64}"
     NAME="generated COCO-format scenes (colour pair, $LAYOUT, data seed $DATA_SEED)"
 fi
@@ -66,6 +64,17 @@ TAU="${TAU:-0.2}"
 read -ra OVERRIDES <<< "${OVERRIDES:-}"  # space-separated key=value
 declare -A VARIANT_STEPS=([aplus]=3000)  # without STEPS: 2,000 steps, A+ 3,000 (as its shapes config)
 MARGIN="${MARGIN:-0}" JOBS="${JOBS:-2}"
+# finished pretrainings in OUT are reused: refuse an OUT that holds runs made with other settings
+settings="COCO=$COCO NAME=$NAME IMAGE_SIZE=$IMAGE_SIZE VIEW_SIZE=$VIEW_SIZE BATCH=$BATCH QUEUE=$QUEUE TAU=$TAU OVERRIDES=${OVERRIDES[*]:-}"
+if [[ -e "$OUT/settings" && "$(cat "$OUT/settings")" != "$settings" ]]; then
+    echo "revisiting_coco_smoke.sh: $OUT holds runs made with other settings ($(cat "$OUT/settings")); remove it or set OUT" >&2
+    exit 2
+fi
+if (( GENERATE )); then  # cached by the generator's markers
+    "$PY" -m pretrain.data.synthetic --out "$OUT/data/scenes" --scale small --formats coco --coco-colors palette \
+        --coco-layout "$LAYOUT" --seed "$DATA_SEED" --quiet
+    "$PY" -m pretrain.data.synthetic --out "$OUT/data/shapes" --formats imagefolder --seed "$DATA_SEED" --quiet
+fi
 [[ -d "$COCO/train2017" ]] || { echo "revisiting_coco_smoke.sh: no train2017/ in $COCO (set COCO)" >&2; exit 2; }
 case "$EVAL" in
     cifar10)
@@ -85,12 +94,6 @@ COMMON=(data.kind=coco "data.name=$NAME" "data.root=$COCO" data.split=train2017
         "method.queue_size=$QUEUE" "method.tau=$TAU" monitor=null train.quiet=true "${OVERRIDES[@]}")
 (( JOBS == 1 )) || export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 mkdir -p "$OUT"
-# finished pretrainings in OUT are reused: refuse an OUT that holds runs made with other settings
-settings="COCO=$COCO NAME=$NAME IMAGE_SIZE=$IMAGE_SIZE VIEW_SIZE=$VIEW_SIZE BATCH=$BATCH QUEUE=$QUEUE TAU=$TAU OVERRIDES=${OVERRIDES[*]:-}"
-if [[ -e "$OUT/settings" && "$(cat "$OUT/settings")" != "$settings" ]]; then
-    echo "revisiting_coco_smoke.sh: $OUT holds runs made with other settings ($(cat "$OUT/settings")); remove it or set OUT" >&2
-    exit 2
-fi
 echo "$settings" > "$OUT/settings"
 step() { printf '\n=== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 

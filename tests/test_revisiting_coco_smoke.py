@@ -24,6 +24,7 @@ def test_missing_coco_names_the_folder(tmp_path, generated):
     assert result.returncode == 2 and "imagenet" in result.stderr
     result = _script(tmp_path, COCO=str(generated["coco"]), EVAL="shapes", SHAPES=str(tmp_path / "no_shapes"))
     assert result.returncode == 2 and "no_shapes" in result.stderr
+    assert not (tmp_path / "out" / "settings").exists()  # refused input leaves no settings behind
 
 
 def test_out_with_runs_of_other_settings_is_refused(tmp_path, generated):

@@ -150,7 +150,7 @@ class Scale:
     coco_palette: bool = False
     # COCO scenes of one theme shape each (--coco-layout themed) instead of 2-5 random shapes.
     # Measured (issue 18): on the colour-pair scenes with random shapes, most small crops of
-    # multi-crop show plain background or a part of a shape no other crop of the scene shares;
+    # multi-crop show plain background or a shape the anchor crop need not show;
     # the multi-crop loss then stays at chance and every multi-crop variant ends at or below
     # random init on the shapes (13 settings); on themed scenes they learn the shapes.
     coco_themed: bool = False
